@@ -1,0 +1,40 @@
+#pragma once
+// The commands of the `iraewatch` program. Each returns the process exit code: 0 success,
+// 1 the command ran but found problems (rejected records), 2 it could not run (bad config,
+// unusable store, unreachable daemon).
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "iraewatch/app/config.hpp"
+
+namespace iraewatch::app {
+
+struct ServeOptions {
+  std::optional<std::string> listen;  // overrides listeners.ndjson address and port
+  std::string ready_file;             // written once listening: {"ndjson":"ADDR:PORT","pid":N}
+};
+
+struct IngestOptions {
+  std::string format;  // "ndjson", or empty to tell by extension
+  std::string feed = "ndjson";
+  std::vector<std::string> files;  // "-" is standard input
+};
+
+struct SendOptions {
+  std::string to = "127.0.0.1:7470";
+  int timeout_seconds = 30;
+  bool print_replies = false;
+  std::vector<std::string> files;
+};
+
+int run_serve(const Config& config, const ServeOptions& options);
+int run_ingest(const Config& config, const IngestOptions& options);
+int run_send(const SendOptions& options);
+int run_summary(const Config& config);
+
+// Parses the command line and runs the command.
+int run_cli(int argc, char** argv);
+
+}  // namespace iraewatch::app

@@ -1,0 +1,116 @@
+#pragma once
+// The durable store: one SQLite file in WAL mode holding patients, every version of every record,
+// and rejected input with its reason (docs/database.md). This class owns every SQL string of the
+// project. One Store is one connection and is not thread-safe: the daemon gives its single writer
+// thread one Store, and readers open their own.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "iraewatch/core/error.hpp"
+#include "iraewatch/core/record.hpp"
+
+struct sqlite3;
+
+namespace iraewatch::store {
+
+// Input that could not be turned into a record, kept with its reason.
+struct Rejection {
+  std::string feed;      // which listener or command received it
+  std::string source;    // a file name or a peer address
+  std::int64_t position = 0;  // the line (or message) number within the source, 1-based
+  core::Error error;
+  std::string raw;       // the bytes as received (a prefix, when `truncated`)
+  bool truncated = false;
+  std::int64_t received_ms = 0;
+};
+
+using WriteItem = std::variant<core::Record, Rejection>;
+
+struct WriteOutcome {
+  enum class Kind { stored, duplicate, rejection_stored };
+  Kind kind;
+  int version = 0;  // the record's version (1 for a new id); 0 for rejections
+};
+
+struct StoreOptions {
+  bool synchronous_full = true;  // fsync every commit (synchronous=FULL); NORMAL otherwise
+  int busy_timeout_ms = 5000;
+};
+
+// One stored version of an observation, as read back (for tests, tools and the engine's warm-up).
+struct StoredObservation {
+  core::Observation observation;
+  int version = 0;
+  bool is_current = false;
+};
+
+struct RejectedRow {
+  std::int64_t id = 0;
+  std::int64_t received_ms = 0;
+  std::string feed, source;
+  std::int64_t position = 0;
+  std::string error_code, reason, raw;
+  bool truncated = false;
+};
+
+struct Summary {
+  std::int64_t patients = 0;
+  std::int64_t observations = 0;          // current versions
+  std::int64_t observation_versions = 0;  // all versions
+  std::int64_t unmapped_observations = 0; // current, code not in the concept map
+  std::int64_t administrations = 0;       // current versions
+  std::int64_t ici_administrations = 0;
+  std::int64_t rejected = 0;
+  std::vector<std::pair<std::string, std::int64_t>> by_concept;  // current observations per concept
+};
+
+class Store {
+ public:
+  // Opens (creating when needed) DATA_DIR/iraewatch.db: the folder with mode 0700, the file 0600;
+  // WAL mode; runs migrations.
+  static core::Result<std::unique_ptr<Store>> open(const std::string& data_dir, StoreOptions options = {});
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  static std::string database_path(const std::string& data_dir);
+
+  // Writes. A batch is begin(), apply() per item, commit(). An Error from apply() means the
+  // connection failed: the caller must rollback() and treat the whole batch as not stored.
+  // Nothing is durable (or may be acknowledged) before commit() returns success.
+  core::Result<void> begin();
+  core::Result<WriteOutcome> apply(const WriteItem& item);
+  core::Result<void> commit();
+  void rollback();
+
+  // begin + apply each + commit, rolling back on failure.
+  core::Result<std::vector<WriteOutcome>> write_batch(std::span<const WriteItem> items);
+
+  // Reads.
+  int schema_version();
+  core::Result<Summary> summary();
+  core::Result<std::vector<StoredObservation>> observation_versions(const std::string& feed,
+                                                                    const std::string& record_id);
+  core::Result<std::int64_t> count_observation_ids(const std::string& feed);
+  core::Result<std::vector<RejectedRow>> rejected(int limit);
+
+ private:
+  struct Statements;
+  Store(sqlite3* db, std::unique_ptr<Statements> statements);
+  core::Result<std::int64_t> patient_id(const std::string& key, std::int64_t now_ms);
+  core::Result<WriteOutcome> apply_observation(const core::Observation& o);
+  core::Result<WriteOutcome> apply_medication(const core::MedicationAdministration& m);
+  core::Result<WriteOutcome> apply_rejection(const Rejection& r);
+
+  sqlite3* db_;
+  std::unique_ptr<Statements> stmts_;
+  bool in_transaction_ = false;
+};
+
+}  // namespace iraewatch::store

@@ -1,0 +1,63 @@
+#pragma once
+// The single writer: a thread that owns the store's write connection and commits whatever has
+// been submitted, many submissions to one transaction (group commit), so that the cost of each
+// fsync is shared. Completion callbacks run on the writer thread, after the commit, in submission
+// order: a caller acknowledges only inside its callback.
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "iraewatch/store/store.hpp"
+
+namespace iraewatch::store {
+
+struct WriterOptions {
+  std::size_t max_batch_items = 4096;  // most items one transaction takes
+};
+
+// Per-item outcomes, or one error for the whole submission when its transaction did not commit.
+using WriteResult = core::Result<std::vector<WriteOutcome>>;
+
+class Writer {
+ public:
+  using Done = std::move_only_function<void(WriteResult)>;
+
+  Writer(std::unique_ptr<Store> store, WriterOptions options = {});
+  ~Writer();  // stop()
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  // Queues items; `done` runs on the writer thread once they are committed (or failed). Thread-safe.
+  // After stop(), `done` runs at once with a store_unavailable error.
+  void submit(std::vector<WriteItem> items, Done done);
+
+  // Blocks until the submission is committed: for command-line tools.
+  WriteResult write(std::vector<WriteItem> items);
+
+  // Commits everything already queued, then ends the thread. Idempotent.
+  void stop();
+
+ private:
+  struct Submission {
+    std::vector<WriteItem> items;
+    Done done;
+  };
+  void run();
+  void commit_group(std::vector<Submission>& group);
+
+  std::unique_ptr<Store> store_;
+  WriterOptions options_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Submission> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace iraewatch::store

@@ -1,0 +1,69 @@
+// The command line: global options, then one command.
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "iraewatch/app/commands.hpp"
+
+namespace iraewatch::app {
+
+int run_cli(int argc, char** argv) {
+  CLI::App cli{"iraewatch: watches patients on immune checkpoint inhibitors for possible immune-related "
+               "adverse events (colitis, pneumonitis, thyroid), for clinician review."};
+  cli.set_version_flag("--version", IRAEWATCH_VERSION);
+  cli.require_subcommand(1);
+
+  std::string config_path, data_dir, log_level, rules_dir;
+  cli.add_option("-c,--config", config_path, "YAML config file (default: embedded defaults)");
+  cli.add_option("--data-dir", data_dir, "folder for the SQLite store and the log (default: ./data)");
+  cli.add_option("--rules", rules_dir, "rules folder (default: the bundled rules/)");
+  cli.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off");
+
+  ServeOptions serve;
+  auto* serve_cmd = cli.add_subcommand("serve", "run the daemon: listeners, store, evaluation");
+  serve_cmd->add_option("--listen", serve.listen, "NDJSON listener HOST:PORT (default 127.0.0.1:7470)");
+  serve_cmd->add_option("--ready-file", serve.ready_file, "write {\"ndjson\":\"HOST:PORT\",\"pid\":N} here once listening");
+
+  IngestOptions ingest;
+  auto* ingest_cmd = cli.add_subcommand("ingest", "store records from files ('-' for standard input)");
+  ingest_cmd->add_option("--format", ingest.format, "input format: ndjson (default: by file extension)");
+  ingest_cmd->add_option("--feed", ingest.feed, "feed name that scopes record ids (default: ndjson)");
+  ingest_cmd->add_option("files", ingest.files, "files to ingest")->required();
+
+  SendOptions send;
+  auto* send_cmd = cli.add_subcommand("send", "send NDJSON files to a running daemon and summarise its replies");
+  send_cmd->add_option("--to", send.to, "daemon HOST:PORT (default 127.0.0.1:7470)");
+  send_cmd->add_option("--timeout", send.timeout_seconds, "seconds to wait for a reply (default 30)")->check(CLI::Range(1, 3600));
+  send_cmd->add_flag("--print", send.print_replies, "print every reply line");
+  send_cmd->add_option("files", send.files, "files to send ('-' for standard input)")->required();
+
+  auto* summary_cmd = cli.add_subcommand("summary", "show what the store holds and recent rejected input");
+
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return cli.exit(e) == 0 ? 0 : 2;
+  }
+
+  Config config;
+  if (!config_path.empty()) {
+    auto loaded = load_config(config_path);
+    if (!loaded) {
+      std::fprintf(stderr, "%s\n", loaded.error().message.c_str());
+      return 2;
+    }
+    config = std::move(*loaded);
+  }
+  if (!data_dir.empty()) config.data_dir = data_dir;
+  if (!rules_dir.empty()) config.rules_dir = rules_dir;
+  if (!log_level.empty()) config.log_level = log_level;
+
+  if (serve_cmd->parsed()) return run_serve(config, serve);
+  if (ingest_cmd->parsed()) return run_ingest(config, ingest);
+  if (send_cmd->parsed()) return run_send(send);
+  if (summary_cmd->parsed()) return run_summary(config);
+  return 2;
+}
+
+}  // namespace iraewatch::app

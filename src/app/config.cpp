@@ -1,0 +1,130 @@
+#include "iraewatch/app/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <limits>
+
+namespace iraewatch::app {
+namespace {
+
+// Walks the YAML and collects every problem, so that one run shows them all.
+class ConfigReader {
+ public:
+  explicit ConfigReader(std::string path) : path_(std::move(path)) {}
+
+  void problem(const YAML::Node& at, const std::string& message) {
+    const auto m = at.Mark();
+    if (!errors_.empty()) errors_ += "\n";
+    errors_ += path_ + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1) + ": error: " + message;
+  }
+
+  void keys(const YAML::Node& map, std::initializer_list<std::string_view> allowed, const std::string& where) {
+    for (const auto& kv : map) {
+      const auto key = kv.first.as<std::string>();
+      bool ok = false;
+      for (auto a : allowed) ok = ok || a == key;
+      if (!ok) problem(kv.first, "unknown key '" + key + "' in " + where);
+    }
+  }
+
+  template <typename T>
+  void get(const YAML::Node& map, const char* key, T& out) {
+    const auto node = map[key];
+    if (!node) return;
+    T value{};
+    if (!node.IsScalar() || !YAML::convert<T>::decode(node, value)) {
+      problem(node, std::string("'") + key + "' has the wrong type");
+      return;
+    }
+    out = value;
+  }
+
+  template <typename T>
+  void get_count(const YAML::Node& map, const char* key, T& out, long long min, long long max) {
+    long long v = static_cast<long long>(out);
+    get(map, key, v);
+    if (v < min || v > max) {
+      problem(map[key], std::string("'") + key + "' must be between " + std::to_string(min) + " and " + std::to_string(max));
+      return;
+    }
+    out = static_cast<T>(v);
+  }
+
+  YAML::Node section(const YAML::Node& map, const char* key) {
+    const auto node = map[key];
+    if (node && !node.IsMap()) {
+      problem(node, std::string("'") + key + "' must be a map");
+      return YAML::Node();
+    }
+    return node;
+  }
+
+  const std::string& errors() const { return errors_; }
+
+ private:
+  std::string path_;
+  std::string errors_;
+};
+
+}  // namespace
+
+core::Result<Config> load_config(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    return core::fail(core::ErrorCode::config, path + ": cannot read the config file");
+  } catch (const YAML::ParserException& e) {
+    return core::fail(core::ErrorCode::config, path + ":" + std::to_string(e.mark.line + 1) + ":" +
+                                                   std::to_string(e.mark.column + 1) + ": error: " + e.msg);
+  }
+  Config c;
+  if (root.IsNull()) return c;  // an empty file: all defaults
+  ConfigReader r(path);
+  if (!root.IsMap()) {
+    r.problem(root, "the config must be a map");
+    return core::fail(core::ErrorCode::config, r.errors());
+  }
+  r.keys(root, {"data_dir", "rules_dir", "log", "store", "listeners"}, "the top level");
+  r.get(root, "data_dir", c.data_dir);
+  r.get(root, "rules_dir", c.rules_dir);
+  if (auto log = r.section(root, "log")) {
+    r.keys(log, {"level", "file", "max_file_bytes", "max_files"}, "log");
+    r.get(log, "level", c.log_level);
+    r.get(log, "file", c.log_file);
+    r.get_count(log, "max_file_bytes", c.log_max_file_bytes, 4096, std::numeric_limits<int>::max());
+    r.get_count(log, "max_files", c.log_max_files, 1, 100);
+  }
+  if (auto store = r.section(root, "store")) {
+    r.keys(store, {"synchronous", "max_batch_items"}, "store");
+    std::string sync = c.synchronous_full ? "full" : "normal";
+    r.get(store, "synchronous", sync);
+    if (sync != "full" && sync != "normal") r.problem(store["synchronous"], "'synchronous' must be full or normal");
+    c.synchronous_full = sync == "full";
+    r.get_count(store, "max_batch_items", c.max_batch_items, 1, 1'000'000);
+  }
+  if (auto listeners = r.section(root, "listeners")) {
+    r.keys(listeners, {"ndjson"}, "listeners");
+    if (auto n = r.section(listeners, "ndjson")) {
+      r.keys(n, {"enabled", "address", "port", "feed", "max_line_bytes", "idle_timeout_seconds", "max_connections"},
+             "listeners.ndjson");
+      r.get(n, "enabled", c.ndjson.enabled);
+      r.get(n, "address", c.ndjson.address);
+      r.get_count(n, "port", c.ndjson.port, 0, 65535);
+      r.get(n, "feed", c.ndjson.feed);
+      r.get_count(n, "max_line_bytes", c.ndjson.max_line_bytes, 256, 64 << 20);
+      long long idle = c.ndjson.idle_timeout.count();
+      r.get_count(n, "idle_timeout_seconds", idle, 1, 86400);
+      c.ndjson.idle_timeout = std::chrono::seconds(idle);
+      r.get_count(n, "max_connections", c.ndjson.max_connections, 1, 10000);
+    }
+  }
+  if (!r.errors().empty()) return core::fail(core::ErrorCode::config, r.errors());
+  return c;
+}
+
+std::string effective_rules_dir(const Config& config) {
+  return config.rules_dir.empty() ? std::string(IRAEWATCH_BUNDLED_RULES_DIR) : config.rules_dir;
+}
+
+}  // namespace iraewatch::app

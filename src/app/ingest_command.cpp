@@ -1,0 +1,121 @@
+// `iraewatch ingest FILE...`: the same parse-and-store path as the daemon, from files.
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "iraewatch/app/commands.hpp"
+#include "iraewatch/app/ingest_pipeline.hpp"
+#include "iraewatch/app/logging.hpp"
+#include "iraewatch/rules/concept_map_loader.hpp"
+#include "iraewatch/store/writer.hpp"
+
+namespace iraewatch::app {
+namespace {
+
+constexpr std::size_t kLinesPerBatch = 2000;
+
+std::string format_of(const std::string& file, const std::string& forced) {
+  if (!forced.empty()) return forced;
+  if (file == "-") return "ndjson";
+  for (const char* ext : {".ndjson", ".jsonl", ".json"}) {
+    const std::string e(ext);
+    if (file.size() >= e.size() && file.compare(file.size() - e.size(), e.size(), e) == 0) return "ndjson";
+  }
+  return "";
+}
+
+}  // namespace
+
+int run_ingest(const Config& config, const IngestOptions& options) {
+  if (auto ok = setup_logging(config, false); !ok) {
+    std::fprintf(stderr, "iraewatch: %s\n", ok.error().message.c_str());
+    return 2;
+  }
+  if (!options.format.empty() && options.format != "ndjson") {
+    std::fprintf(stderr, "iraewatch: unknown format '%s' (supported: ndjson)\n", options.format.c_str());
+    return 2;
+  }
+  for (const auto& file : options.files) {
+    if (format_of(file, options.format).empty()) {
+      std::fprintf(stderr, "iraewatch: cannot tell the format of '%s' from its name; use --format ndjson\n", file.c_str());
+      return 2;
+    }
+  }
+  const std::string rules_dir = effective_rules_dir(config);
+  auto concepts = rules::load_concept_map(rules_dir);
+  if (!concepts) {
+    std::fprintf(stderr, "%s\n", rules::to_error(concepts.error()).message.c_str());
+    return 2;
+  }
+  auto store = store::Store::open(config.data_dir, {config.synchronous_full, 5000});
+  if (!store) {
+    std::fprintf(stderr, "iraewatch: cannot open the store: %s\n", store.error().message.c_str());
+    return 2;
+  }
+  store::Writer writer(std::move(*store), {config.max_batch_items});
+  IngestPipeline pipeline(*concepts, options.feed);
+
+  BatchCounts totals;
+  bool store_failed = false;
+  for (const auto& file : options.files) {
+    std::ifstream in_file;
+    std::istream* in = &std::cin;
+    if (file != "-") {
+      in_file.open(file, std::ios::binary);
+      if (!in_file) {
+        std::fprintf(stderr, "iraewatch: cannot read '%s'\n", file.c_str());
+        return 2;
+      }
+      in = &in_file;
+    }
+    BatchCounts counts;
+    std::uint64_t line_no = 0;
+    bool more = true;
+    while (more) {
+      std::vector<InputLine> lines;
+      std::string text;
+      while (lines.size() < kLinesPerBatch && (more = static_cast<bool>(std::getline(*in, text)))) {
+        ++line_no;
+        if (!text.empty() && text.back() == '\r') text.pop_back();
+        lines.push_back(InputLine{line_no, std::move(text), false, 0});
+      }
+      if (lines.empty()) break;
+      auto batch = pipeline.prepare(file, std::move(lines));
+      auto items = std::move(batch.items);
+      const auto result = items.empty() ? store::WriteResult{} : writer.write(std::move(items));
+      const auto replies = IngestPipeline::replies(batch, result, &counts);
+      for (std::size_t i = 0; i < batch.slots.size(); ++i) {
+        const auto& slot = batch.slots[i];
+        if (slot.blank) continue;
+        if (!result) {
+          std::fprintf(stderr, "%s:%llu: error: not stored: %s\n", file.c_str(),
+                       static_cast<unsigned long long>(slot.line), result.error().message.c_str());
+        } else if (!slot.error.empty()) {
+          std::fprintf(stderr, "%s:%llu: error: %s\n", file.c_str(), static_cast<unsigned long long>(slot.line),
+                       slot.error.c_str());
+        }
+      }
+      if (!result) {
+        store_failed = true;
+        break;
+      }
+    }
+    std::printf("%s: %zu accepted (%zu new, %zu duplicates), %zu rejected\n", file.c_str(),
+                counts.stored + counts.duplicates, counts.stored, counts.duplicates, counts.rejected + counts.failed);
+    totals.stored += counts.stored;
+    totals.duplicates += counts.duplicates;
+    totals.rejected += counts.rejected;
+    totals.failed += counts.failed;
+    if (store_failed) break;
+  }
+  writer.stop();
+  if (options.files.size() > 1) {
+    std::printf("total: %zu accepted (%zu new, %zu duplicates), %zu rejected\n", totals.stored + totals.duplicates,
+                totals.stored, totals.duplicates, totals.rejected + totals.failed);
+  }
+  if (store_failed) return 2;
+  return totals.rejected > 0 ? 1 : 0;
+}
+
+}  // namespace iraewatch::app

@@ -1,0 +1,73 @@
+#include "iraewatch/app/ingest_pipeline.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace iraewatch::app {
+
+IngestPipeline::IngestPipeline(const core::ConceptMap& concepts, std::string feed)
+    : parser_(concepts), feed_(std::move(feed)) {}
+
+PreparedBatch IngestPipeline::prepare(std::string_view source, std::vector<InputLine> lines) const {
+  PreparedBatch batch;
+  batch.slots.reserve(lines.size());
+  batch.items.reserve(lines.size());
+  const std::int64_t now = core::wall_clock_ms();
+  const core::Provenance provenance{feed_, "", now};
+  for (auto& line : lines) {
+    PreparedBatch::Slot slot;
+    slot.line = line.number;
+    core::Result<core::Record> record =
+        line.too_long ? core::fail(core::ErrorCode::limit_exceeded,
+                                   "line is longer than " + std::to_string(line.limit) + " bytes; connection closed")
+                      : parser_.parse(line.text, provenance);
+    if (!line.too_long && ingest::is_blank(line.text)) {
+      slot.blank = true;
+    } else if (record) {
+      slot.id = core::record_id(*record);
+      batch.items.emplace_back(std::move(*record));
+    } else {
+      slot.error = record.error().message;
+      batch.items.emplace_back(store::Rejection{feed_, std::string(source), static_cast<std::int64_t>(line.number),
+                                                record.error(), std::move(line.text), line.too_long, now});
+    }
+    batch.slots.push_back(std::move(slot));
+  }
+  return batch;
+}
+
+std::vector<std::string> IngestPipeline::replies(const PreparedBatch& batch, const store::WriteResult& result,
+                                                 BatchCounts* counts) {
+  std::vector<std::string> out;
+  out.reserve(batch.slots.size());
+  std::size_t item = 0;
+  for (const auto& slot : batch.slots) {
+    if (slot.blank) {
+      out.emplace_back();
+      continue;
+    }
+    nlohmann::json reply;
+    if (!result) {
+      // Nothing of this batch is stored: the sender must send it again.
+      reply = {{"ok", false}, {"line", slot.line}, {"error", "not stored: " + result.error().message + "; send again"}};
+      if (counts) ++counts->failed;
+    } else if (!slot.error.empty()) {
+      reply = {{"ok", false}, {"line", slot.line}, {"error", slot.error}};
+      if (counts) ++counts->rejected;
+    } else {
+      const auto& outcome = (*result)[item];
+      reply = {{"ok", true}, {"id", slot.id}};
+      if (outcome.kind == store::WriteOutcome::Kind::duplicate) {
+        reply["duplicate"] = true;
+        if (counts) ++counts->duplicates;
+      } else if (counts) {
+        ++counts->stored;
+      }
+      if (outcome.version > 1) reply["version"] = outcome.version;
+    }
+    ++item;
+    out.push_back(reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+  return out;
+}
+
+}  // namespace iraewatch::app

@@ -1,0 +1,128 @@
+// `iraewatch serve`: the daemon. Steps: load rules, open the store, start the writer, start the
+// listeners, run until SIGINT/SIGTERM, then stop accepting, drain, commit and exit.
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "iraewatch/app/commands.hpp"
+#include "iraewatch/app/ingest_pipeline.hpp"
+#include "iraewatch/app/logging.hpp"
+#include "iraewatch/net/line_client.hpp"
+#include "iraewatch/net/line_server.hpp"
+#include "iraewatch/rules/concept_map_loader.hpp"
+#include "iraewatch/store/writer.hpp"
+
+namespace iraewatch::app {
+namespace {
+
+// Written atomically (temp file + rename) so that a reader never sees half of it.
+bool write_ready_file(const std::string& path, const std::string& ndjson_endpoint) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "{\"ndjson\":\"" << ndjson_endpoint << "\",\"pid\":" << ::getpid() << "}\n";
+    if (!out) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
+
+int run_serve(const Config& config_in, const ServeOptions& options) {
+  Config config = config_in;
+  if (options.listen) {
+    auto endpoint = net::parse_endpoint(*options.listen);
+    if (!endpoint) {
+      std::fprintf(stderr, "iraewatch: %s\n", endpoint.error().message.c_str());
+      return 2;
+    }
+    config.ndjson.address = endpoint->host;
+    config.ndjson.port = endpoint->port;
+  }
+  if (auto ok = setup_logging(config, true); !ok) {
+    std::fprintf(stderr, "iraewatch: %s\n", ok.error().message.c_str());
+    return 2;
+  }
+
+  const std::string rules_dir = effective_rules_dir(config);
+  auto concepts = rules::load_concept_map(rules_dir);
+  if (!concepts) {
+    spdlog::critical("the rules in {} do not load:\n{}", rules_dir, rules::to_error(concepts.error()).message);
+    return 2;
+  }
+  auto store = store::Store::open(config.data_dir, {config.synchronous_full, 5000});
+  if (!store) {
+    spdlog::critical("cannot open the store: {}", store.error().message);
+    return 2;
+  }
+  spdlog::info("iraewatch {} serving; data in {}, rules from {} ({} concepts, {} ICI drugs)", IRAEWATCH_VERSION,
+               config.data_dir, rules_dir, concepts->concepts().size(), concepts->drugs().size());
+
+  store::Writer writer(std::move(*store), {config.max_batch_items});
+  IngestPipeline pipeline(*concepts, config.ndjson.feed);
+  boost::asio::io_context io(1);
+
+  BatchCounts totals;
+  auto handler = [&](net::LineBatch batch, net::ReplyFn reply) {
+    std::vector<InputLine> lines;
+    lines.reserve(batch.lines.size());
+    for (auto& l : batch.lines)
+      lines.push_back(InputLine{l.number, std::move(l.text), l.too_long, config.ndjson.max_line_bytes});
+    auto prepared = std::make_shared<PreparedBatch>(pipeline.prepare(batch.peer, std::move(lines)));
+    if (prepared->items.empty()) {
+      reply(IngestPipeline::replies(*prepared, store::WriteResult{}));
+      return;
+    }
+    auto items = std::move(prepared->items);
+    writer.submit(std::move(items), [prepared, reply = std::move(reply), &totals](store::WriteResult result) mutable {
+      BatchCounts counts;
+      auto replies = IngestPipeline::replies(*prepared, result, &counts);
+      if (!result) spdlog::error("a batch of {} lines was not stored: {}", prepared->slots.size(), result.error().message);
+      // Counted on the writer thread only.
+      totals.stored += counts.stored;
+      totals.duplicates += counts.duplicates;
+      totals.rejected += counts.rejected;
+      totals.failed += counts.failed;
+      reply(std::move(replies));
+    });
+  };
+
+  net::LineServer ndjson(io, net::LineServerOptions{config.ndjson.address, config.ndjson.port,
+                                                    config.ndjson.max_line_bytes,
+                                                    std::chrono::duration_cast<std::chrono::milliseconds>(config.ndjson.idle_timeout),
+                                                    config.ndjson.max_connections, 64 * 1024},
+                         handler);
+  std::string endpoint;
+  if (config.ndjson.enabled) {
+    if (auto ok = ndjson.start(); !ok) {
+      spdlog::critical("{}", ok.error().message);
+      return 2;
+    }
+    endpoint = config.ndjson.address + ":" + std::to_string(ndjson.port());
+    spdlog::info("NDJSON listener on {} (feed '{}', max line {} bytes, idle timeout {} s, max {} connections)",
+                 endpoint, config.ndjson.feed, config.ndjson.max_line_bytes, config.ndjson.idle_timeout.count(),
+                 config.ndjson.max_connections);
+  }
+  if (!options.ready_file.empty() && !write_ready_file(options.ready_file, endpoint)) {
+    spdlog::critical("cannot write the ready file {}", options.ready_file);
+    return 2;
+  }
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    spdlog::info("signal {}: no new connections; finishing open batches", signal);
+    ndjson.stop();
+  });
+  io.run();
+  writer.stop();
+  spdlog::info("stopped: {} records stored, {} duplicates, {} lines rejected, {} not stored (store errors)",
+               totals.stored, totals.duplicates, totals.rejected, totals.failed);
+  spdlog::shutdown();
+  return 0;
+}
+
+}  // namespace iraewatch::app

@@ -1,0 +1,368 @@
+#include "iraewatch/store/store.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <unordered_map>
+
+#include "migrations.hpp"
+#include "statement.hpp"
+
+namespace iraewatch::store {
+
+using core::ErrorCode;
+using core::fail;
+
+struct Store::Statements {
+  explicit Statements(sqlite3* db)
+      : begin(db, "BEGIN IMMEDIATE"),
+        commit(db, "COMMIT"),
+        rollback(db, "ROLLBACK"),
+        find_patient(db, "SELECT id FROM patients WHERE patient_key = ?1"),
+        insert_patient(db, "INSERT INTO patients (patient_key, first_seen_ms) VALUES (?1, ?2)"),
+        obs_same_content(db, "SELECT version FROM observations WHERE feed = ?1 AND record_id = ?2 AND content_hash = ?3 LIMIT 1"),
+        obs_max_version(db, "SELECT max(version) FROM observations WHERE feed = ?1 AND record_id = ?2"),
+        obs_retire(db, "UPDATE observations SET is_current = 0 WHERE feed = ?1 AND record_id = ?2 AND is_current = 1"),
+        obs_insert(db,
+                   "INSERT INTO observations (feed, record_id, version, is_current, patient_id, code_system, code, "
+                   "concept, value_num, value_text, unit, canonical_value, canonical_unit, event_time_ms, "
+                   "event_offset_min, status, ref_low, ref_high, ref_from_sender, baseline, message_id, received_ms, "
+                   "content_hash) VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+                   "?17, ?18, ?19, ?20, ?21, ?22)"),
+        med_same_content(db, "SELECT version FROM administrations WHERE feed = ?1 AND record_id = ?2 AND content_hash = ?3 LIMIT 1"),
+        med_max_version(db, "SELECT max(version) FROM administrations WHERE feed = ?1 AND record_id = ?2"),
+        med_retire(db, "UPDATE administrations SET is_current = 0 WHERE feed = ?1 AND record_id = ?2 AND is_current = 1"),
+        med_insert(db,
+                   "INSERT INTO administrations (feed, record_id, version, is_current, patient_id, drug_system, "
+                   "drug_code, ici, ici_class, event_time_ms, event_offset_min, status, message_id, received_ms, "
+                   "content_hash) VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+        insert_rejected(db,
+                        "INSERT INTO rejected (received_ms, feed, source, position, error_code, reason, raw, truncated) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)") {}
+
+  Statement begin, commit, rollback;
+  Statement find_patient, insert_patient;
+  Statement obs_same_content, obs_max_version, obs_retire, obs_insert;
+  Statement med_same_content, med_max_version, med_retire, med_insert;
+  Statement insert_rejected;
+  // Patients known to be committed, and those added by the open transaction.
+  std::unordered_map<std::string, std::int64_t> patients, pending_patients;
+};
+
+namespace {
+
+core::Result<void> exec(sqlite3* db, const char* sql) {
+  if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) return std::unexpected(sqlite_error(db, sql));
+  return {};
+}
+
+// Creates the folder (0700) and the database file (0600) before SQLite touches them, so that no
+// other user can ever read patient data. SQLite gives the -wal and -shm files the same mode.
+core::Result<void> prepare_files(const std::string& data_dir, const std::string& path) {
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) return fail(ErrorCode::io, "cannot create data folder '" + data_dir + "': " + ec.message());
+  ::chmod(data_dir.c_str(), 0700);
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return fail(ErrorCode::io, "cannot create database '" + path + "': " + std::strerror(errno));
+  ::fchmod(fd, 0600);
+  ::close(fd);
+  return {};
+}
+
+// Decodes the hash stored as a signed 64-bit integer (SQLite has no unsigned type).
+std::int64_t hash_column(std::uint64_t h) { return static_cast<std::int64_t>(h); }
+
+}  // namespace
+
+std::string Store::database_path(const std::string& data_dir) { return data_dir + "/iraewatch.db"; }
+
+core::Result<std::unique_ptr<Store>> Store::open(const std::string& data_dir, StoreOptions options) {
+  const std::string path = database_path(data_dir);
+  if (auto ok = prepare_files(data_dir, path); !ok) return std::unexpected(ok.error());
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+    auto err = sqlite_error(db, "cannot open database '" + path + "'");
+    sqlite3_close(db);
+    return std::unexpected(err);
+  }
+  sqlite3_busy_timeout(db, options.busy_timeout_ms);
+  auto setup = exec(db, "PRAGMA journal_mode = WAL");
+  if (setup) setup = exec(db, options.synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+  if (setup) setup = exec(db, "PRAGMA foreign_keys = ON");
+  if (setup) {
+    auto migrated = migrate(db);
+    if (!migrated) setup = std::unexpected(migrated.error());
+  }
+  if (!setup) {
+    sqlite3_close(db);
+    return std::unexpected(setup.error());
+  }
+  return std::unique_ptr<Store>(new Store(db, std::make_unique<Statements>(db)));
+}
+
+Store::Store(sqlite3* db, std::unique_ptr<Statements> statements) : db_(db), stmts_(std::move(statements)) {}
+
+Store::~Store() {
+  if (in_transaction_) rollback();
+  stmts_.reset();  // statements must be finalized before the connection closes
+  sqlite3_close(db_);
+}
+
+int Store::schema_version() {
+  Statement s(db_, "PRAGMA user_version");
+  auto row = s.step();
+  return row && *row ? static_cast<int>(s.int64(0)) : -1;
+}
+
+core::Result<void> Store::begin() {
+  if (auto r = stmts_->begin.run(); !r) return r;
+  in_transaction_ = true;
+  return {};
+}
+
+core::Result<void> Store::commit() {
+  if (auto r = stmts_->commit.run(); !r) {
+    rollback();
+    return r;
+  }
+  in_transaction_ = false;
+  stmts_->patients.merge(stmts_->pending_patients);
+  stmts_->pending_patients.clear();
+  return {};
+}
+
+void Store::rollback() {
+  if (sqlite3_get_autocommit(db_) == 0) (void)stmts_->rollback.run();
+  in_transaction_ = false;
+  stmts_->pending_patients.clear();
+}
+
+core::Result<std::vector<WriteOutcome>> Store::write_batch(std::span<const WriteItem> items) {
+  if (auto r = begin(); !r) return std::unexpected(r.error());
+  std::vector<WriteOutcome> outcomes;
+  outcomes.reserve(items.size());
+  for (const auto& item : items) {
+    auto outcome = apply(item);
+    if (!outcome) {
+      rollback();
+      return std::unexpected(outcome.error());
+    }
+    outcomes.push_back(*outcome);
+  }
+  if (auto r = commit(); !r) return std::unexpected(r.error());
+  return outcomes;
+}
+
+core::Result<WriteOutcome> Store::apply(const WriteItem& item) {
+  if (const auto* rejection = std::get_if<Rejection>(&item)) return apply_rejection(*rejection);
+  const auto& record = std::get<core::Record>(item);
+  if (const auto* o = std::get_if<core::Observation>(&record)) return apply_observation(*o);
+  return apply_medication(std::get<core::MedicationAdministration>(record));
+}
+
+core::Result<std::int64_t> Store::patient_id(const std::string& key, std::int64_t now_ms) {
+  if (auto it = stmts_->patients.find(key); it != stmts_->patients.end()) return it->second;
+  if (auto it = stmts_->pending_patients.find(key); it != stmts_->pending_patients.end()) return it->second;
+  auto& find = stmts_->find_patient;
+  find.bind(1, key);
+  auto row = find.step();
+  if (!row) return std::unexpected(row.error());
+  std::int64_t id;
+  if (*row) {
+    id = find.int64(0);
+    find.reset();
+    stmts_->patients.emplace(key, id);
+    return id;
+  }
+  find.reset();
+  if (auto r = stmts_->insert_patient.bind(1, key).bind(2, now_ms).run(); !r) return std::unexpected(r.error());
+  id = sqlite3_last_insert_rowid(db_);
+  stmts_->pending_patients.emplace(key, id);
+  return id;
+}
+
+namespace {
+
+// Shared identity logic for both record tables: same content again is a duplicate; otherwise the
+// record becomes the next version and the earlier current version is retired (kept for audit).
+core::Result<std::optional<int>> existing_version(Statement& same_content, const std::string& feed,
+                                                  const std::string& id, std::uint64_t hash) {
+  same_content.bind(1, feed).bind(2, id).bind(3, hash_column(hash));
+  auto row = same_content.step();
+  if (!row) return std::unexpected(row.error());
+  std::optional<int> version;
+  if (*row) version = static_cast<int>(same_content.int64(0));
+  same_content.reset();
+  return version;
+}
+
+core::Result<int> next_version(Statement& max_version, Statement& retire, const std::string& feed,
+                               const std::string& id) {
+  max_version.bind(1, feed).bind(2, id);
+  auto row = max_version.step();
+  if (!row) return std::unexpected(row.error());
+  const int version = *row && !max_version.is_null(0) ? static_cast<int>(max_version.int64(0)) + 1 : 1;
+  max_version.reset();
+  if (version > 1) {
+    if (auto r = retire.bind(1, feed).bind(2, id).run(); !r) return std::unexpected(r.error());
+  }
+  return version;
+}
+
+}  // namespace
+
+core::Result<WriteOutcome> Store::apply_observation(const core::Observation& o) {
+  const std::uint64_t hash = core::content_hash(core::Record(o));
+  auto& s = *stmts_;
+  auto existing = existing_version(s.obs_same_content, o.provenance.feed, o.id, hash);
+  if (!existing) return std::unexpected(existing.error());
+  if (*existing) return WriteOutcome{WriteOutcome::Kind::duplicate, **existing};
+  auto version = next_version(s.obs_max_version, s.obs_retire, o.provenance.feed, o.id);
+  if (!version) return std::unexpected(version.error());
+  auto patient = patient_id(o.patient, o.provenance.received_ms);
+  if (!patient) return std::unexpected(patient.error());
+  auto& ins = s.obs_insert;
+  ins.bind(1, o.provenance.feed).bind(2, o.id).bind(3, std::int64_t{*version}).bind(4, *patient);
+  ins.bind(5, o.code.system).bind(6, o.code.code).bind_text_or_null(7, o.concept_name);
+  ins.bind(8, o.value);
+  if (o.value) ins.bind_null(9); else ins.bind_text_or_null(9, o.text_value);
+  ins.bind_text_or_null(10, o.unit).bind(11, o.canonical_value).bind_text_or_null(12, o.canonical_unit);
+  ins.bind(13, o.time.utc_ms).bind(14, std::int64_t{o.time.offset_min}).bind(15, core::to_string(o.status));
+  ins.bind(16, o.ref_low).bind(17, o.ref_high).bind(18, std::int64_t{o.ref_from_sender});
+  ins.bind(19, std::int64_t{o.baseline}).bind_text_or_null(20, o.provenance.message_id);
+  ins.bind(21, o.provenance.received_ms).bind(22, hash_column(hash));
+  if (auto r = ins.run(); !r) return std::unexpected(r.error());
+  return WriteOutcome{WriteOutcome::Kind::stored, *version};
+}
+
+core::Result<WriteOutcome> Store::apply_medication(const core::MedicationAdministration& m) {
+  const std::uint64_t hash = core::content_hash(core::Record(m));
+  auto& s = *stmts_;
+  auto existing = existing_version(s.med_same_content, m.provenance.feed, m.id, hash);
+  if (!existing) return std::unexpected(existing.error());
+  if (*existing) return WriteOutcome{WriteOutcome::Kind::duplicate, **existing};
+  auto version = next_version(s.med_max_version, s.med_retire, m.provenance.feed, m.id);
+  if (!version) return std::unexpected(version.error());
+  auto patient = patient_id(m.patient, m.provenance.received_ms);
+  if (!patient) return std::unexpected(patient.error());
+  auto& ins = s.med_insert;
+  ins.bind(1, m.provenance.feed).bind(2, m.id).bind(3, std::int64_t{*version}).bind(4, *patient);
+  ins.bind(5, m.drug.system).bind(6, m.drug.code).bind_text_or_null(7, m.ici).bind_text_or_null(8, m.ici_class);
+  ins.bind(9, m.time.utc_ms).bind(10, std::int64_t{m.time.offset_min}).bind(11, core::to_string(m.status));
+  ins.bind_text_or_null(12, m.provenance.message_id).bind(13, m.provenance.received_ms).bind(14, hash_column(hash));
+  if (auto r = ins.run(); !r) return std::unexpected(r.error());
+  return WriteOutcome{WriteOutcome::Kind::stored, *version};
+}
+
+core::Result<WriteOutcome> Store::apply_rejection(const Rejection& r) {
+  auto& ins = stmts_->insert_rejected;
+  ins.bind(1, r.received_ms).bind(2, r.feed).bind(3, r.source).bind(4, r.position);
+  ins.bind(5, core::to_string(r.error.code)).bind(6, r.error.message).bind_blob(7, r.raw);
+  ins.bind(8, std::int64_t{r.truncated});
+  if (auto res = ins.run(); !res) return std::unexpected(res.error());
+  return WriteOutcome{WriteOutcome::Kind::rejection_stored, 0};
+}
+
+core::Result<Summary> Store::summary() {
+  Summary out;
+  struct Count {
+    const char* sql;
+    std::int64_t* into;
+  };
+  const Count counts[] = {
+      {"SELECT count(*) FROM patients", &out.patients},
+      {"SELECT count(*) FROM observations WHERE is_current = 1", &out.observations},
+      {"SELECT count(*) FROM observations", &out.observation_versions},
+      {"SELECT count(*) FROM observations WHERE is_current = 1 AND concept IS NULL", &out.unmapped_observations},
+      {"SELECT count(*) FROM administrations WHERE is_current = 1", &out.administrations},
+      {"SELECT count(*) FROM administrations WHERE is_current = 1 AND ici IS NOT NULL", &out.ici_administrations},
+      {"SELECT count(*) FROM rejected", &out.rejected},
+  };
+  for (const auto& c : counts) {
+    Statement s(db_, c.sql);
+    auto row = s.step();
+    if (!row) return std::unexpected(row.error());
+    *c.into = s.int64(0);
+  }
+  Statement by_concept(db_,
+                       "SELECT concept, count(*) FROM observations WHERE is_current = 1 AND concept IS NOT NULL "
+                       "GROUP BY concept ORDER BY concept");
+  for (;;) {
+    auto row = by_concept.step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    out.by_concept.emplace_back(by_concept.text(0), by_concept.int64(1));
+  }
+  return out;
+}
+
+core::Result<std::vector<StoredObservation>> Store::observation_versions(const std::string& feed,
+                                                                         const std::string& record_id) {
+  Statement s(db_,
+              "SELECT o.version, o.is_current, p.patient_key, o.code_system, o.code, o.concept, o.value_num, "
+              "o.value_text, o.unit, o.canonical_value, o.canonical_unit, o.event_time_ms, o.event_offset_min, "
+              "o.status, o.ref_low, o.ref_high, o.ref_from_sender, o.baseline, o.message_id, o.received_ms "
+              "FROM observations o JOIN patients p ON p.id = o.patient_id "
+              "WHERE o.feed = ?1 AND o.record_id = ?2 ORDER BY o.version");
+  s.bind(1, feed).bind(2, record_id);
+  std::vector<StoredObservation> out;
+  for (;;) {
+    auto row = s.step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    StoredObservation so;
+    so.version = static_cast<int>(s.int64(0));
+    so.is_current = s.int64(1) != 0;
+    auto& o = so.observation;
+    o.id = record_id;
+    o.patient = s.text(2);
+    o.code = core::Code{s.text(3), s.text(4)};
+    o.concept_name = s.text(5);
+    if (!s.is_null(6)) o.value = s.real(6);
+    o.text_value = s.text(7);
+    o.unit = s.text(8);
+    if (!s.is_null(9)) o.canonical_value = s.real(9);
+    o.canonical_unit = s.text(10);
+    o.time = core::EventTime{s.int64(11), static_cast<std::int32_t>(s.int64(12))};
+    auto status = core::parse_observation_status(s.text(13));
+    o.status = status.value_or(core::ObservationStatus::final);
+    if (!s.is_null(14)) o.ref_low = s.real(14);
+    if (!s.is_null(15)) o.ref_high = s.real(15);
+    o.ref_from_sender = s.int64(16) != 0;
+    o.baseline = s.int64(17) != 0;
+    o.provenance = core::Provenance{feed, s.text(18), s.int64(19)};
+    out.push_back(std::move(so));
+  }
+  return out;
+}
+
+core::Result<std::int64_t> Store::count_observation_ids(const std::string& feed) {
+  Statement s(db_, "SELECT count(DISTINCT record_id) FROM observations WHERE feed = ?1");
+  s.bind(1, feed);
+  auto row = s.step();
+  if (!row) return std::unexpected(row.error());
+  return s.int64(0);
+}
+
+core::Result<std::vector<RejectedRow>> Store::rejected(int limit) {
+  Statement s(db_,
+              "SELECT id, received_ms, feed, source, position, error_code, reason, raw, truncated FROM rejected "
+              "ORDER BY id DESC LIMIT ?1");
+  s.bind(1, std::int64_t{limit});
+  std::vector<RejectedRow> out;
+  for (;;) {
+    auto row = s.step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    out.push_back(RejectedRow{s.int64(0), s.int64(1), s.text(2), s.text(3), s.int64(4), s.text(5), s.text(6),
+                              s.text(7), s.int64(8) != 0});
+  }
+  return out;
+}
+
+}  // namespace iraewatch::store

@@ -1,0 +1,88 @@
+#include "iraewatch/store/writer.hpp"
+
+#include <future>
+
+namespace iraewatch::store {
+
+Writer::Writer(std::unique_ptr<Store> store, WriterOptions options)
+    : store_(std::move(store)), options_(options), thread_([this] { run(); }) {}
+
+Writer::~Writer() { stop(); }
+
+void Writer::submit(std::vector<WriteItem> items, Done done) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_) {
+      queue_.push_back(Submission{std::move(items), std::move(done)});
+      wake_.notify_one();
+      return;
+    }
+  }
+  done(core::fail(core::ErrorCode::store_unavailable, "the store is shutting down"));
+}
+
+WriteResult Writer::write(std::vector<WriteItem> items) {
+  std::promise<WriteResult> promise;
+  auto future = promise.get_future();
+  submit(std::move(items), [&promise](WriteResult r) { promise.set_value(std::move(r)); });
+  return future.get();
+}
+
+void Writer::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    wake_.notify_one();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void Writer::run() {
+  std::vector<Submission> group;
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything queued is committed
+      // Take whole submissions up to the item cap; always at least one.
+      std::size_t items = 0;
+      while (!queue_.empty() && (group.empty() || items + queue_.front().items.size() <= options_.max_batch_items)) {
+        items += queue_.front().items.size();
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    commit_group(group);
+    group.clear();
+  }
+}
+
+void Writer::commit_group(std::vector<Submission>& group) {
+  std::vector<std::vector<WriteOutcome>> outcomes(group.size());
+  core::Result<void> status = store_->begin();
+  for (std::size_t i = 0; status && i < group.size(); ++i) {
+    outcomes[i].reserve(group[i].items.size());
+    for (const auto& item : group[i].items) {
+      auto outcome = store_->apply(item);
+      if (!outcome) {
+        status = std::unexpected(outcome.error());
+        break;
+      }
+      outcomes[i].push_back(*outcome);
+    }
+  }
+  if (status) {
+    status = store_->commit();
+  } else {
+    store_->rollback();
+  }
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    if (status) {
+      group[i].done(std::move(outcomes[i]));
+    } else {
+      group[i].done(std::unexpected(status.error()));
+    }
+  }
+}
+
+}  // namespace iraewatch::store
