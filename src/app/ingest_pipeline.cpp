@@ -45,7 +45,7 @@ std::vector<std::string> IngestPipeline::replies(const PreparedBatch& batch, con
       out.emplace_back();
       continue;
     }
-    nlohmann::json reply;
+    nlohmann::ordered_json reply;
     if (!result) {
       // Nothing of this batch is stored: the sender must send it again.
       reply = {{"ok", false}, {"line", slot.line}, {"error", "not stored: " + result.error().message + "; send again"}};
@@ -65,7 +65,7 @@ std::vector<std::string> IngestPipeline::replies(const PreparedBatch& batch, con
       if (outcome.version > 1) reply["version"] = outcome.version;
     }
     ++item;
-    out.push_back(reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    out.push_back(reply.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
   }
   return out;
 }
