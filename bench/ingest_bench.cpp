@@ -612,6 +612,89 @@ LogSummary summarise_log(const std::string& path) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// CPU accounting: the machine is small and may be shared, so each phase reports who used the
+// CPUs. A busy neighbour makes every figure pessimistic; a daemon thread near 1.0 core is the
+// bottleneck; a daemon far below its share while replies lag is waiting (fsync, locks, the peer).
+
+struct CpuSample {
+  Clock::time_point at = Clock::now();
+  double machine_busy_s = 0;  // all CPUs, from /proc/stat
+  double bench_s = 0;
+  double daemon_s = 0;
+  std::vector<std::pair<long, double>> daemon_threads;  // tid, CPU seconds
+};
+
+double ticks_to_s(unsigned long long ticks) { return static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK)); }
+
+// utime + stime of /proc/.../stat, or 0 when the process is gone.
+double process_cpu_s(const std::string& stat_path) {
+  const std::string text = read_file(stat_path);
+  const auto paren = text.rfind(')');
+  if (paren == std::string::npos) return 0;
+  std::istringstream in(text.substr(paren + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {  // field 3 is the state; 14 utime, 15 stime
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return ticks_to_s(utime + stime);
+}
+
+CpuSample sample_cpu(pid_t daemon) {
+  CpuSample s;
+  std::istringstream stat(read_file("/proc/stat"));
+  std::string cpu;
+  unsigned long long v[8] = {};  // user nice system idle iowait irq softirq steal
+  stat >> cpu;
+  for (auto& x : v) stat >> x;
+  s.machine_busy_s = ticks_to_s(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]);
+  s.bench_s = process_cpu_s("/proc/self/stat");
+  const std::string dir = "/proc/" + std::to_string(daemon);
+  s.daemon_s = process_cpu_s(dir + "/stat");
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator(dir + "/task", ec)) {
+    const auto tid = parse_number<long>(task.path().filename().string());
+    if (tid) s.daemon_threads.emplace_back(*tid, process_cpu_s(task.path().string() + "/stat"));
+  }
+  return s;
+}
+
+// CPU used between two samples, in cores (CPU seconds per wall second).
+struct CpuUse {
+  double daemon = 0, daemon_busiest_thread = 0, bench = 0, machine = 0, others = 0;
+};
+
+CpuUse cpu_use(const CpuSample& a, const CpuSample& b) {
+  CpuUse u;
+  const double wall = std::chrono::duration<double>(b.at - a.at).count();
+  if (wall <= 0) return u;
+  u.daemon = (b.daemon_s - a.daemon_s) / wall;
+  u.bench = (b.bench_s - a.bench_s) / wall;
+  u.machine = (b.machine_busy_s - a.machine_busy_s) / wall;
+  u.others = std::max(0.0, u.machine - u.daemon - u.bench);
+  for (const auto& [tid, after] : b.daemon_threads) {
+    double before = 0;
+    for (const auto& [t0, s0] : a.daemon_threads)
+      if (t0 == tid) before = s0;
+    u.daemon_busiest_thread = std::max(u.daemon_busiest_thread, (after - before) / wall);
+  }
+  return u;
+}
+
+void print_cpu(const CpuUse& u) {
+  std::printf("  cpu (cores)      daemon %.2f (busiest thread %.2f), bench %.2f, rest of the machine %.2f; %u in all\n",
+              u.daemon, u.daemon_busiest_thread, u.bench, u.others, std::thread::hardware_concurrency());
+  if (u.others > 0.25)
+    std::printf("  WARNING: other processes or kernel threads used %.2f cores in this phase; figures may be pessimistic\n", u.others);
+}
+
+nlohmann::ordered_json to_json(const CpuUse& u) {
+  return {{"daemon", u.daemon}, {"daemon_busiest_thread", u.daemon_busiest_thread}, {"bench", u.bench},
+          {"others", u.others}};
+}
+
+// ---------------------------------------------------------------------------------------------
 // Measurements
 
 struct Percentiles {
@@ -919,7 +1002,10 @@ int run(const Options& o) {
   bool ok = true;
   std::uint64_t expected_stored = 0;
 
+  const pid_t daemon_pid = (*daemon)->pid();
+  const CpuSample tp_begin = sample_cpu(daemon_pid);
   const ThroughputResult tp = run_throughput((*daemon)->port(), o, run_tag);
+  const CpuUse tp_cpu = cpu_use(tp_begin, sample_cpu(daemon_pid));
   std::printf("\nthroughput: %u connections, %llu records, window %llu lines per connection\n", o.connections,
               static_cast<unsigned long long>(o.records), static_cast<unsigned long long>(o.window));
   std::printf("  acknowledged     %llu of %llu in %.2f s\n", static_cast<unsigned long long>(tp.acked),
@@ -927,6 +1013,7 @@ int run(const Options& o) {
   std::printf("  records/s        %.0f\n", tp.records_per_s);
   std::printf("  first reply      %.1f ms after the first line; longest silence between replies %.1f ms\n",
               tp.first_reply_ms, tp.max_gap_ms);
+  print_cpu(tp_cpu);
   print_tally(tp.tally, tp.problems);
   std::fflush(stdout);
   ok = ok && tp.complete() && tp.tally.clean();
@@ -934,12 +1021,14 @@ int run(const Options& o) {
   report["throughput"] = {{"connections", o.connections}, {"records", tp.offered}, {"acked", tp.acked},
                           {"seconds", tp.seconds}, {"records_per_s", tp.records_per_s},
                           {"first_reply_ms", tp.first_reply_ms}, {"max_gap_ms", tp.max_gap_ms},
-                          {"replies", to_json(tp.tally)}, {"complete", tp.complete()}};
+                          {"replies", to_json(tp.tally)}, {"cpu", to_json(tp_cpu)}, {"complete", tp.complete()}};
 
   report["latency"] = nlohmann::ordered_json::array();
   for (double rate : o.rates) {
     if (g_interrupted) break;
+    const CpuSample lr_begin = sample_cpu(daemon_pid);
     const LatencyResult lr = run_latency((*daemon)->port(), rate, o.seconds, run_tag);
+    const CpuUse lr_cpu = cpu_use(lr_begin, sample_cpu(daemon_pid));
     std::printf("\nack latency: %.0f records/s offered for %.1f s on 1 connection (open loop)\n", rate, o.seconds);
     std::printf("  acknowledged     %llu of %llu; sent at %.0f records/s, at most %.1f ms behind schedule\n",
                 static_cast<unsigned long long>(lr.acked), static_cast<unsigned long long>(lr.offered),
@@ -948,6 +1037,7 @@ int run(const Options& o) {
                 lr.from_schedule.p90_ms, lr.from_schedule.p99_ms, lr.from_schedule.max_ms, lr.from_schedule.mean_ms);
     std::printf("  from send()      p50 %.2f   p99 %.2f   max %.2f; longest silence between replies %.1f ms\n",
                 lr.from_send.p50_ms, lr.from_send.p99_ms, lr.from_send.max_ms, lr.max_gap_ms);
+    print_cpu(lr_cpu);
     print_tally(lr.tally, lr.problems);
     std::fflush(stdout);
     ok = ok && lr.complete() && lr.tally.clean();
@@ -958,6 +1048,7 @@ int run(const Options& o) {
     j.update(to_json(lr.from_schedule));
     j["from_send"] = to_json(lr.from_send);
     j["replies"] = to_json(lr.tally);
+    j["cpu"] = to_json(lr_cpu);
     j["complete"] = lr.complete();
     report["latency"].push_back(std::move(j));
   }

@@ -21,14 +21,14 @@ int run_cli(int argc, char** argv) {
   cli.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off");
 
   ServeOptions serve;
-  auto* serve_cmd = cli.add_subcommand("serve", "run the daemon: listeners, store, evaluation");
+  auto* serve_cmd = cli.add_subcommand("serve", "run the daemon: listeners and the durable store");
   serve_cmd->add_option("--listen", serve.listen, "NDJSON listener HOST:PORT (default 127.0.0.1:7470)");
   serve_cmd->add_option("--ready-file", serve.ready_file, "write {\"ndjson\":\"HOST:PORT\",\"pid\":N} here once listening");
 
   IngestOptions ingest;
   auto* ingest_cmd = cli.add_subcommand("ingest", "store records from files ('-' for standard input)");
   ingest_cmd->add_option("--format", ingest.format, "input format: ndjson (default: by file extension)");
-  ingest_cmd->add_option("--feed", ingest.feed, "feed name that scopes record ids (default: ndjson)");
+  ingest_cmd->add_option("--feed", ingest.feed, "feed name that scopes record ids (default: listeners.ndjson.feed, ndjson)");
   ingest_cmd->add_option("files", ingest.files, "files to ingest")->required();
 
   SendOptions send;

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <limits>
 
 namespace iraewatch::app {
@@ -68,6 +69,8 @@ class ConfigReader {
 
 }  // namespace
 
+core::Result<Config> read_config(const YAML::Node& root, const std::string& path);
+
 core::Result<Config> load_config(const std::string& path) {
   YAML::Node root;
   try {
@@ -80,6 +83,16 @@ core::Result<Config> load_config(const std::string& path) {
   }
   Config c;
   if (root.IsNull()) return c;  // an empty file: all defaults
+  try {
+    return read_config(root, path);
+  } catch (const YAML::Exception& e) {
+    return core::fail(core::ErrorCode::config, path + ":" + std::to_string(e.mark.line + 1) + ":" +
+                                                   std::to_string(e.mark.column + 1) + ": error: " + e.msg);
+  }
+}
+
+core::Result<Config> read_config(const YAML::Node& root, const std::string& path) {
+  Config c;
   ConfigReader r(path);
   if (!root.IsMap()) {
     r.problem(root, "the config must be a map");
@@ -91,6 +104,9 @@ core::Result<Config> load_config(const std::string& path) {
   if (auto log = r.section(root, "log")) {
     r.keys(log, {"level", "file", "max_file_bytes", "max_files"}, "log");
     r.get(log, "level", c.log_level);
+    static constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+    if (std::find(std::begin(kLevels), std::end(kLevels), c.log_level) == std::end(kLevels))
+      r.problem(log["level"], "'level' must be one of trace, debug, info, warn, error, critical, off");
     r.get(log, "file", c.log_file);
     r.get_count(log, "max_file_bytes", c.log_max_file_bytes, 4096, std::numeric_limits<int>::max());
     r.get_count(log, "max_files", c.log_max_files, 1, 100);
@@ -112,6 +128,7 @@ core::Result<Config> load_config(const std::string& path) {
       r.get(n, "address", c.ndjson.address);
       r.get_count(n, "port", c.ndjson.port, 0, 65535);
       r.get(n, "feed", c.ndjson.feed);
+      if (c.ndjson.feed.empty()) r.problem(n["feed"], "'feed' must not be empty");
       r.get_count(n, "max_line_bytes", c.ndjson.max_line_bytes, 256, 64 << 20);
       long long idle = c.ndjson.idle_timeout.count();
       r.get_count(n, "idle_timeout_seconds", idle, 1, 86400);

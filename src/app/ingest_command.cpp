@@ -54,7 +54,7 @@ int run_ingest(const Config& config, const IngestOptions& options) {
     return 2;
   }
   store::Writer writer(std::move(*store), {config.max_batch_items});
-  IngestPipeline pipeline(*concepts, options.feed);
+  IngestPipeline pipeline(*concepts, options.feed.empty() ? config.ndjson.feed : options.feed);
 
   BatchCounts totals;
   bool store_failed = false;
@@ -78,7 +78,10 @@ int run_ingest(const Config& config, const IngestOptions& options) {
       while (lines.size() < kLinesPerBatch && (more = static_cast<bool>(std::getline(*in, text)))) {
         ++line_no;
         if (!text.empty() && text.back() == '\r') text.pop_back();
-        lines.push_back(InputLine{line_no, std::move(text), false, 0});
+        // The listener's line limit applies to files too; a longer line is kept only in part.
+        const bool too_long = text.size() > config.ndjson.max_line_bytes;
+        if (too_long) text.resize(std::min<std::size_t>(text.size(), 64 * 1024));
+        lines.push_back(InputLine{line_no, std::move(text), too_long, config.ndjson.max_line_bytes});
       }
       if (lines.empty()) break;
       auto batch = pipeline.prepare(file, std::move(lines));

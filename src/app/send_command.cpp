@@ -31,6 +31,13 @@ int run_send(const SendOptions& options) {
       }
       payload << in.rdbuf();
     }
+    // Every non-blank line must be answered; fewer replies means the daemon stopped part-way.
+    std::size_t expected = 0;
+    {
+      std::istringstream lines(payload.str());
+      for (std::string l; std::getline(lines, l);)
+        if (l.find_first_not_of(" \t\r") != std::string::npos) ++expected;
+    }
     std::size_t ok = 0, duplicates = 0, errors = 0;
     auto result = net::exchange_lines(
         *endpoint, payload.str(),
@@ -49,6 +56,11 @@ int run_send(const SendOptions& options) {
         },
         std::chrono::seconds(options.timeout_seconds));
     std::printf("%s: %zu acknowledged (%zu duplicates), %zu errors\n", file.c_str(), ok, duplicates, errors);
+    if (result && ok + errors < expected) {
+      std::fprintf(stderr, "iraewatch: %s: %zu of %zu lines got no reply (the daemon closed the connection); send again\n",
+                   file.c_str(), expected - ok - errors, expected);
+      return 2;
+    }
     if (!result) {
       std::fprintf(stderr, "iraewatch: %s\n", result.error().message.c_str());
       return 2;

@@ -71,7 +71,7 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
     lines.reserve(batch.lines.size());
     for (auto& l : batch.lines)
       lines.push_back(InputLine{l.number, std::move(l.text), l.too_long, config.ndjson.max_line_bytes});
-    auto prepared = std::make_shared<PreparedBatch>(pipeline.prepare(batch.peer, std::move(lines)));
+    auto prepared = std::make_shared<PreparedBatch>(pipeline.prepare(batch.peer, std::move(lines), true));
     if (prepared->items.empty()) {
       reply(IngestPipeline::replies(*prepared, store::WriteResult{}));
       return;
@@ -95,13 +95,20 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
                                                     std::chrono::duration_cast<std::chrono::milliseconds>(config.ndjson.idle_timeout),
                                                     config.ndjson.max_connections, 64 * 1024},
                          handler);
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    spdlog::info("signal {}: no new connections; finishing open batches", signal);
+    ndjson.stop();
+  });
   std::string endpoint;
   if (config.ndjson.enabled) {
     if (auto ok = ndjson.start(); !ok) {
       spdlog::critical("{}", ok.error().message);
       return 2;
     }
-    endpoint = config.ndjson.address + ":" + std::to_string(ndjson.port());
+    const bool v6 = config.ndjson.address.find(':') != std::string::npos;
+    endpoint = (v6 ? "[" + config.ndjson.address + "]" : config.ndjson.address) + ":" + std::to_string(ndjson.port());
     spdlog::info("NDJSON listener on {} (feed '{}', max line {} bytes, idle timeout {} s, max {} connections)",
                  endpoint, config.ndjson.feed, config.ndjson.max_line_bytes, config.ndjson.idle_timeout.count(),
                  config.ndjson.max_connections);
@@ -111,12 +118,6 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
     return 2;
   }
 
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
-    if (ec) return;
-    spdlog::info("signal {}: no new connections; finishing open batches", signal);
-    ndjson.stop();
-  });
   io.run();
   writer.stop();
   spdlog::info("stopped: {} records stored, {} duplicates, {} lines rejected, {} not stored (store errors)",

@@ -15,6 +15,12 @@ constexpr std::string_view kObservationKeys[] = {"type", "id", "patient", "code"
                                                  "time", "status", "ref_low", "ref_high", "baseline"};
 constexpr std::string_view kMedicationKeys[] = {"type", "id", "patient", "drug", "time", "status"};
 
+std::string trim(std::string_view s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string_view::npos) return {};
+  return std::string(s.substr(b, s.find_last_not_of(" \t") - b + 1));
+}
+
 std::unexpected<core::Error> field_error(ErrorCode code, std::string_view field, std::string why) {
   return fail(code, "field '" + std::string(field) + "': " + why);
 }
@@ -124,6 +130,7 @@ core::Result<core::Record> parse_observation(const json& obj, const core::Concep
     o.value = v;
   } else if (value_it->is_string()) {
     const auto& s = value_it->get_ref<const std::string&>();
+    if (s.empty()) return field_error(ErrorCode::invalid_input, "value", "must not be an empty string");
     if (s.size() > kMaxTextBytes)
       return field_error(ErrorCode::limit_exceeded, "value", "is longer than " + std::to_string(kMaxTextBytes) + " bytes");
     o.text_value = s;
@@ -160,8 +167,12 @@ core::Result<core::Record> parse_observation(const json& obj, const core::Concep
     if (*ref_low || *ref_high) {
       // The sender's range is in the sender's unit; it replaces the default range as a whole.
       o.ref_from_sender = true;
-      if (*ref_low) o.ref_low = *map.to_canonical(*concept_def, **ref_low, o.unit);
-      if (*ref_high) o.ref_high = *map.to_canonical(*concept_def, **ref_high, o.unit);
+      for (auto [limit, out, name] : {std::tuple{*ref_low, &o.ref_low, "ref_low"}, std::tuple{*ref_high, &o.ref_high, "ref_high"}}) {
+        if (!limit) continue;
+        auto converted = map.to_canonical(*concept_def, *limit, o.unit);
+        if (!converted) return field_error(converted.error().code, name, converted.error().message);
+        *out = *converted;
+      }
     } else {
       o.ref_low = concept_def->ref_low;
       o.ref_high = concept_def->ref_high;
@@ -187,7 +198,7 @@ core::Result<core::Record> parse_medication(const json& obj, const core::Concept
   m.patient = std::move(*patient);
   auto drug = required_string(obj, "drug", kMaxIdBytes);
   if (!drug) return std::unexpected(drug.error());
-  m.drug = core::parse_code(*drug);
+  m.drug = core::parse_code(trim(*drug));
   if (m.drug.code.empty())
     return field_error(ErrorCode::invalid_input, "drug", "'" + *drug + "' has an empty code after '|'");
   // A drug that is not an ICI is valid data (stored, never drives exposure).
@@ -220,10 +231,12 @@ core::Result<core::Record> NdjsonParser::parse(std::string_view line,
   json obj;
   try {
     obj = json::parse(line);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // Parse errors, and numbers too large for a double (out_of_range), both land here.
     std::string what = e.what();
-    // "[json.exception.parse_error.101] parse error at line 1, column 5: ..." -> "parse error at ..."
+    // "[json.exception.parse_error.101] parse error at line 1, column 5: ..." -> "parse error at column 5: ..."
     if (auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
+    if (auto pos = what.find("line 1, column"); pos != std::string::npos) what.replace(pos, 14, "column");
     return fail(ErrorCode::invalid_input, "not valid JSON: " + what.substr(0, 300));
   }
   if (!obj.is_object()) return fail(ErrorCode::invalid_input, "a record must be a JSON object");

@@ -87,8 +87,10 @@ class LineServer::Session : public std::enable_shared_from_this<Session> {
       const bool eof = ec == asio::error::eof;
       if (ec && !eof) {
         if (timed_out_) {
-          co_await write_with_deadline(error_line("idle timeout: no data for " +
-                                                  std::to_string(options_.idle_timeout.count()) + " ms; closing"));
+          co_await write_with_deadline(error_line(
+              "idle timeout: no data for " +
+              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(options_.idle_timeout).count()) +
+              " s; closing"));
         }
         co_return;  // stopped, reset by peer, or timed out
       }

@@ -63,7 +63,7 @@ core::Result<bool> Statement::step() {
   const int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
-  auto err = sqlite_error(db_, "step");
+  auto err = sqlite_error(db_, "database write failed");
   sqlite3_reset(stmt_);
   return std::unexpected(std::move(err));
 }

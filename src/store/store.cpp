@@ -64,13 +64,15 @@ core::Result<void> exec(sqlite3* db, const char* sql) {
 // other user can ever read patient data. SQLite gives the -wal and -shm files the same mode.
 core::Result<void> prepare_files(const std::string& data_dir, const std::string& path) {
   std::error_code ec;
-  std::filesystem::create_directories(data_dir, ec);
+  // Only a folder we create is made owner-only; an existing one keeps its mode.
+  if (std::filesystem::create_directories(data_dir, ec) && ::chmod(data_dir.c_str(), 0700) != 0)
+    return fail(ErrorCode::io, "cannot restrict data folder '" + data_dir + "': " + std::strerror(errno));
   if (ec) return fail(ErrorCode::io, "cannot create data folder '" + data_dir + "': " + ec.message());
-  ::chmod(data_dir.c_str(), 0700);
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return fail(ErrorCode::io, "cannot create database '" + path + "': " + std::strerror(errno));
-  ::fchmod(fd, 0600);
+  const int rc = ::fchmod(fd, 0600);
   ::close(fd);
+  if (rc != 0) return fail(ErrorCode::io, "cannot restrict database '" + path + "': " + std::strerror(errno));
   return {};
 }
 
@@ -83,6 +85,8 @@ std::string Store::database_path(const std::string& data_dir) { return data_dir 
 
 core::Result<std::unique_ptr<Store>> Store::open(const std::string& data_dir, StoreOptions options) {
   const std::string path = database_path(data_dir);
+  if (!options.create && !std::filesystem::exists(path))
+    return fail(ErrorCode::io, "no database at '" + path + "' (check --data-dir)");
   if (auto ok = prepare_files(data_dir, path); !ok) return std::unexpected(ok.error());
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
@@ -276,7 +280,8 @@ core::Result<Summary> Store::summary() {
   };
   const Count counts[] = {
       {"SELECT count(*) FROM patients", &out.patients},
-      {"SELECT count(*) FROM observations WHERE is_current = 1", &out.observations},
+      {"SELECT count(*) FROM observations WHERE is_current = 1 AND status NOT IN ('entered-in-error', 'cancelled')", &out.observations},
+      {"SELECT count(*) FROM observations WHERE is_current = 1 AND status IN ('entered-in-error', 'cancelled')", &out.withdrawn_observations},
       {"SELECT count(*) FROM observations", &out.observation_versions},
       {"SELECT count(*) FROM observations WHERE is_current = 1 AND concept IS NULL", &out.unmapped_observations},
       {"SELECT count(*) FROM administrations WHERE is_current = 1", &out.administrations},
@@ -291,6 +296,7 @@ core::Result<Summary> Store::summary() {
   }
   Statement by_concept(db_,
                        "SELECT concept, count(*) FROM observations WHERE is_current = 1 AND concept IS NOT NULL "
+                       "AND status NOT IN ('entered-in-error', 'cancelled') "
                        "GROUP BY concept ORDER BY concept");
   for (;;) {
     auto row = by_concept.step();

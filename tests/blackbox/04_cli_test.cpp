@@ -63,6 +63,15 @@ TEST_CASE("04 usage errors exit 2 with a reason", "[blackbox]") {
   CHECK_THAT(config.err, Catch::Contains("bad.yaml:3:5: error: unknown key 'prot' in listeners.ndjson"));
   CHECK_THAT(config.err, Catch::Contains("bad.yaml:4:11: error: 'port' has the wrong type"));
 
+  testing::write_file(tmp.file("odd.yaml"), "? [a, b]\n: 1\n");
+  auto odd = run_binary({"--config", tmp.file("odd.yaml"), "summary"});
+  CHECK(odd.exit_code == 2);
+  CHECK_THAT(odd.err, Catch::Contains("odd.yaml:1:"));
+
+  auto absent = run_binary({"--data-dir", tmp.file("no-such-store"), "summary"});
+  CHECK(absent.exit_code == 2);
+  CHECK_THAT(absent.err, Catch::Contains("no database at"));
+
   auto no_command = run_binary({});
   CHECK(no_command.exit_code == 2);
 

@@ -103,6 +103,7 @@ TEST_CASE("medication lines resolve ICIs by name, brand or code and keep other d
     return std::get<core::MedicationAdministration>(*r);
   };
   CHECK(med("Keytruda").ici == "pembrolizumab");
+  CHECK(med(" nivolumab ").ici == "nivolumab");
   CHECK(med("PEMBROLIZUMAB").ici_class == "pd1");
   CHECK(med("http://www.whocc.no/atc|L01FX04").ici == "ipilimumab");
   CHECK(med("http://www.nlm.nih.gov/research/umls/rxnorm|1792776").ici == "atezolizumab");
@@ -158,6 +159,13 @@ TEST_CASE("every kind of bad line is an error that names the problem", "[ingest]
       {R"({"type":"medication","id":"m","patient":"p","drug":"nivolumab","value":1,)" + t + "}", ErrorCode::invalid_input, "unknown field 'value'"},
       {"{\"type\":\"observation\",\"id\":\"\xff\xfe\"}", ErrorCode::invalid_input, "not valid JSON"},
       {std::string("{\"type\":\"observ\0ation\"}", 24), ErrorCode::invalid_input, "not valid JSON"},
+      // Regressions: a number beyond double range used to crash the process.
+      {R"({"type":"observation","id":"a","patient":"p","code":"tsh","value":1e999,"unit":"mIU/L",)" + t + "}", ErrorCode::invalid_input, "not valid JSON"},
+      {R"({"type":"observation","id":"a","patient":"p","code":"tsh","value":-1e400,"unit":"mIU/L",)" + t + "}", ErrorCode::invalid_input, "not valid JSON"},
+      // A retraction's range still needs a convertible unit.
+      {R"({"type":"observation","id":"a","patient":"p","code":"tsh","status":"entered-in-error","ref_low":0.3,)" + t + "}", ErrorCode::unit_mismatch, "field 'ref_low'"},
+      {R"({"type":"observation","id":"a","patient":"p","code":"tsh","value":"","unit":"mIU/L",)" + t + "}", ErrorCode::invalid_input, "must not be an empty string"},
+      {R"({"type":"observation","id":"a","patient":"p","code":"http://loinc.org|1-8","value":"",)" + t + "}", ErrorCode::invalid_input, "must not be an empty string"},
   };
   for (const auto& c : cases) {
     auto e = error(c.line);

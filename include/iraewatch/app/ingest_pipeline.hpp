@@ -41,7 +41,8 @@ class IngestPipeline {
  public:
   IngestPipeline(const core::ConceptMap& concepts, std::string feed);
 
-  PreparedBatch prepare(std::string_view source, std::vector<InputLine> lines) const;
+  // `source_is_stream`: a TCP connection (closed after an over-long line), not a file.
+  PreparedBatch prepare(std::string_view source, std::vector<InputLine> lines, bool source_is_stream = false) const;
 
   // One JSON reply per slot ("" for blank lines), per docs/records.md.
   static std::vector<std::string> replies(const PreparedBatch& batch, const store::WriteResult& result,

@@ -11,7 +11,7 @@ namespace iraewatch::core {
 
 enum class ErrorCode {
   invalid_input,      // malformed bytes: not JSON, a missing or mistyped field
-  unknown_concept,    // a concept name or drug the concept map does not know
+  unknown_concept,    // a bare concept name the concept map does not know
   unit_mismatch,      // a unit that cannot be converted to the concept's canonical unit
   invalid_time,       // not an RFC 3339 date-time with a zone
   limit_exceeded,     // a size, count or time limit was passed

@@ -41,6 +41,7 @@ struct WriteOutcome {
 struct StoreOptions {
   bool synchronous_full = true;  // fsync every commit (synchronous=FULL); NORMAL otherwise
   int busy_timeout_ms = 5000;
+  bool create = true;  // false: an absent database is an error (for read-only tools)
 };
 
 // One stored version of an observation, as read back (for tests, tools and the engine's warm-up).
@@ -61,7 +62,8 @@ struct RejectedRow {
 
 struct Summary {
   std::int64_t patients = 0;
-  std::int64_t observations = 0;          // current versions
+  std::int64_t observations = 0;          // current versions, not withdrawn
+  std::int64_t withdrawn_observations = 0;  // current version is entered-in-error or cancelled
   std::int64_t observation_versions = 0;  // all versions
   std::int64_t unmapped_observations = 0; // current, code not in the concept map
   std::int64_t administrations = 0;       // current versions

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The main job on embedded defaults: installs what is missing, builds, starts the daemon with the
+# bundled rules and a SQLite store in ./data, feeds it the example data over TCP, shows what it
+# ingested, and stops it cleanly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+scripts/build.sh build
+bin=build/src/iraewatch
+data_dir="${IRAEWATCH_DATA_DIR:-data}"
+mkdir -p "$data_dir"
+ready="$data_dir/quickstart.ready"
+rm -f "$ready"
+
+"$bin" --data-dir "$data_dir" serve --ready-file "$ready" &
+daemon=$!
+trap 'kill -TERM $daemon 2>/dev/null || true; wait $daemon 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  [ -s "$ready" ] && break
+  kill -0 $daemon 2>/dev/null || { echo "quickstart: the daemon did not start" >&2; exit 1; }
+  sleep 0.1
+done
+[ -s "$ready" ] || { echo "quickstart: the daemon did not start listening within 10 s" >&2; exit 1; }
+endpoint=$(sed -E 's/.*"ndjson":"([^"]+)".*/\1/' "$ready")
+
+echo "== sending examples/records.ndjson to the daemon at $endpoint"
+"$bin" send --to "$endpoint" --print examples/records.ndjson
+echo
+echo "== what the store holds"
+"$bin" --data-dir "$data_dir" summary
+kill -TERM $daemon
+wait $daemon
+trap - EXIT
+echo
+echo "The daemon stopped cleanly. Run it yourself with: $bin --data-dir $data_dir serve"
