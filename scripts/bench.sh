@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-"$(dirname "$0")/install-deps.sh"
+"$(dirname "$0")/install-deps.sh" || exit
 # Builds iraewatch in Release (build-release/, tests off) and runs the ingest benchmark against it:
 # throughput over pipelining connections, then ack latency at fixed offered rates. Extra arguments
 # go to the benchmark, e.g. `scripts/bench.sh --sync normal` or `--records 50000 --rate 2000`.

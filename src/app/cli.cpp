@@ -13,6 +13,7 @@ int run_cli(int argc, char** argv) {
                "adverse events (colitis, pneumonitis, thyroid), for clinician review."};
   cli.set_version_flag("--version", IRAEWATCH_VERSION);
   cli.require_subcommand(1);
+  cli.fallthrough();  // global options may also follow the command: iraewatch replay --rules DIR ...
 
   std::string config_path, data_dir, log_level, rules_dir;
   cli.add_option("-c,--config", config_path, "YAML config file (default: embedded defaults)");
@@ -40,6 +41,19 @@ int run_cli(int argc, char** argv) {
 
   auto* summary_cmd = cli.add_subcommand("summary", "show what the store holds and recent rejected input");
 
+  std::vector<std::string> check_paths;
+  auto* check_cmd = cli.add_subcommand("check", "validate rule folders or files; report every problem");
+  check_cmd->add_option("paths", check_paths, "rule folders or files (default: the rules folder)");
+
+  ReplayOptions replay;
+  auto* replay_cmd = cli.add_subcommand("replay", "evaluate records offline and print alert events as JSON lines");
+  replay_cmd->add_option("--feed", replay.feed, "feed name that scopes record ids");
+  replay_cmd->add_option("files", replay.files, "NDJSON files ('-' for standard input)")->required();
+
+  TestOptions test;
+  auto* test_cmd = cli.add_subcommand("test", "run rule unit tests (YAML test files)");
+  test_cmd->add_option("files", test.files, "test files or folders")->required();
+
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -63,6 +77,9 @@ int run_cli(int argc, char** argv) {
   if (ingest_cmd->parsed()) return run_ingest(config, ingest);
   if (send_cmd->parsed()) return run_send(send);
   if (summary_cmd->parsed()) return run_summary(config);
+  if (check_cmd->parsed()) return run_check(config, check_paths);
+  if (replay_cmd->parsed()) return run_replay(config, replay);
+  if (test_cmd->parsed()) return run_test(config, test);
   return 2;
 }
 

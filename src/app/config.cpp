@@ -140,6 +140,8 @@ core::Result<Config> read_config(const YAML::Node& root, const std::string& path
   return c;
 }
 
+std::string alert_log_path(const Config& config) { return config.data_dir + "/alerts.jsonl"; }
+
 std::string effective_rules_dir(const Config& config) {
   return config.rules_dir.empty() ? std::string(IRAEWATCH_BUNDLED_RULES_DIR) : config.rules_dir;
 }

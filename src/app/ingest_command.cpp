@@ -7,7 +7,8 @@
 #include "iraewatch/app/commands.hpp"
 #include "iraewatch/app/ingest_pipeline.hpp"
 #include "iraewatch/app/logging.hpp"
-#include "iraewatch/rules/concept_map_loader.hpp"
+#include "iraewatch/app/evaluation.hpp"
+#include "iraewatch/app/rule_loading.hpp"
 #include "iraewatch/store/writer.hpp"
 
 namespace iraewatch::app {
@@ -27,7 +28,10 @@ std::string format_of(const std::string& file, const std::string& forced) {
 
 }  // namespace
 
-int run_ingest(const Config& config, const IngestOptions& options) {
+int run_ingest(const Config& config_in, const IngestOptions& options) {
+  // A command-line tool prints its own results; the log speaks only of problems unless asked.
+  Config config = config_in;
+  if (config.log_level == "info") config.log_level = "warn";
   if (auto ok = setup_logging(config, false); !ok) {
     std::fprintf(stderr, "iraewatch: %s\n", ok.error().message.c_str());
     return 2;
@@ -42,19 +46,20 @@ int run_ingest(const Config& config, const IngestOptions& options) {
       return 2;
     }
   }
-  const std::string rules_dir = effective_rules_dir(config);
-  auto concepts = rules::load_concept_map(rules_dir);
-  if (!concepts) {
-    std::fprintf(stderr, "%s\n", rules::to_error(concepts.error()).message.c_str());
-    return 2;
-  }
+  auto rule_set = load_rules_or_report(config);
+  if (!rule_set) return 2;
   auto store = store::Store::open(config.data_dir, {config.synchronous_full, 5000});
   if (!store) {
     std::fprintf(stderr, "iraewatch: cannot open the store: %s\n", store.error().message.c_str());
     return 2;
   }
+  auto evaluation = Evaluation::start(rule_set, **store, alert_log_path(config));
+  if (!evaluation) {
+    std::fprintf(stderr, "iraewatch: %s\n", evaluation.error().message.c_str());
+    return 2;
+  }
   store::Writer writer(std::move(*store), {config.max_batch_items});
-  IngestPipeline pipeline(*concepts, options.feed.empty() ? config.ndjson.feed : options.feed);
+  IngestPipeline pipeline(rule_set->concepts, options.feed.empty() ? config.ndjson.feed : options.feed);
 
   BatchCounts totals;
   bool store_failed = false;
@@ -86,7 +91,8 @@ int run_ingest(const Config& config, const IngestOptions& options) {
       if (lines.empty()) break;
       auto batch = pipeline.prepare(file, std::move(lines));
       auto items = std::move(batch.items);
-      const auto result = items.empty() ? store::WriteResult{} : writer.write(std::move(items));
+      const auto result = items.empty() ? store::WriteResult{} : writer.write(items);
+      (*evaluation)->on_committed(items, result);
       const auto replies = IngestPipeline::replies(batch, result, &counts);
       for (std::size_t i = 0; i < batch.slots.size(); ++i) {
         const auto& slot = batch.slots[i];
@@ -113,6 +119,8 @@ int run_ingest(const Config& config, const IngestOptions& options) {
     if (store_failed) break;
   }
   writer.stop();
+  if ((*evaluation)->events_written() > 0)
+    std::printf("%zu alert events appended to %s\n", (*evaluation)->events_written(), alert_log_path(config).c_str());
   if (options.files.size() > 1) {
     std::printf("total: %zu accepted (%zu new, %zu duplicates), %zu rejected\n", totals.stored + totals.duplicates,
                 totals.stored, totals.duplicates, totals.rejected + totals.failed);

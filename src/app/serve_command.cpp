@@ -8,11 +8,12 @@
 #include <fstream>
 
 #include "iraewatch/app/commands.hpp"
+#include "iraewatch/app/evaluation.hpp"
+#include "iraewatch/app/rule_loading.hpp"
 #include "iraewatch/app/ingest_pipeline.hpp"
 #include "iraewatch/app/logging.hpp"
 #include "iraewatch/net/line_client.hpp"
 #include "iraewatch/net/line_server.hpp"
-#include "iraewatch/rules/concept_map_loader.hpp"
 #include "iraewatch/store/writer.hpp"
 
 namespace iraewatch::app {
@@ -48,21 +49,24 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
   }
 
   const std::string rules_dir = effective_rules_dir(config);
-  auto concepts = rules::load_concept_map(rules_dir);
-  if (!concepts) {
-    spdlog::critical("the rules in {} do not load:\n{}", rules_dir, rules::to_error(concepts.error()).message);
-    return 2;
-  }
+  auto rule_set = load_rules_or_report(config);
+  if (!rule_set) return 2;
   auto store = store::Store::open(config.data_dir, {config.synchronous_full, 5000});
   if (!store) {
     spdlog::critical("cannot open the store: {}", store.error().message);
     return 2;
   }
-  spdlog::info("iraewatch {} serving; data in {}, rules from {} ({} concepts, {} ICI drugs)", IRAEWATCH_VERSION,
-               config.data_dir, rules_dir, concepts->concepts().size(), concepts->drugs().size());
+  auto evaluation = Evaluation::start(rule_set, **store, alert_log_path(config));
+  if (!evaluation) {
+    spdlog::critical("{}", evaluation.error().message);
+    return 2;
+  }
+  spdlog::info("iraewatch {}: data in {}, rules {} from {} ({} rules, {} concepts, {} ICI drugs)", IRAEWATCH_VERSION,
+               config.data_dir, rule_set->version, rules_dir, rule_set->rules.size(), rule_set->concepts.concepts().size(),
+               rule_set->concepts.drugs().size());
 
   store::Writer writer(std::move(*store), {config.max_batch_items});
-  IngestPipeline pipeline(*concepts, config.ndjson.feed);
+  IngestPipeline pipeline(rule_set->concepts, config.ndjson.feed);
   boost::asio::io_context io(1);
 
   BatchCounts totals;
@@ -77,7 +81,8 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
       return;
     }
     auto items = std::move(prepared->items);
-    writer.submit(std::move(items), [prepared, reply = std::move(reply), &totals](store::WriteResult result) mutable {
+    writer.submit(std::move(items), [prepared, reply = std::move(reply), &totals, &evaluation](
+                                        store::WriteResult result, std::vector<store::WriteItem> committed) mutable {
       BatchCounts counts;
       auto replies = IngestPipeline::replies(*prepared, result, &counts);
       if (!result) spdlog::error("a batch of {} lines was not stored: {}", prepared->slots.size(), result.error().message);
@@ -87,6 +92,8 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
       totals.rejected += counts.rejected;
       totals.failed += counts.failed;
       reply(std::move(replies));
+      // After the acknowledgement: evaluation never delays a sender.
+      (*evaluation)->on_committed(committed, result);
     });
   };
 
@@ -120,8 +127,8 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
 
   io.run();
   writer.stop();
-  spdlog::info("stopped: {} records stored, {} duplicates, {} lines rejected, {} not stored (store errors)",
-               totals.stored, totals.duplicates, totals.rejected, totals.failed);
+  spdlog::info("stopped: {} records stored, {} duplicates, {} lines rejected, {} not stored (store errors); {} alert events",
+               totals.stored, totals.duplicates, totals.rejected, totals.failed, (*evaluation)->events_written());
   spdlog::shutdown();
   return 0;
 }

@@ -132,7 +132,7 @@ class Loader {
 
     // Stage 3: compile. Conditions need the concept map; without it only structure is checked.
     ExpressionParser parser(rs->concepts, definitions_);
-    if (concepts_ok_) compile_macros(parser);
+    if (concepts_ok_) compile_macros(parser, rs->concepts);
     std::set<std::string> ids;
     for (auto& f : rule_files)
       if (f.ok) read_rules(f, *rs, parser, ids);
@@ -214,7 +214,11 @@ class Loader {
       r.error(sig ? sig : root, "wrong-type", "'signals' must map each signal name to its title and CTCAE terms");
     }
     if (const auto w = root["wording"]) {
-      r.check_keys(w, {"review_note", "combination_note", "no_baseline_note"}, "");
+      r.check_keys(w, {"alert_summary", "resolved_summary", "retracted_summary", "review_note", "combination_note",
+                       "no_baseline_note"}, "");
+      rs.wording.alert_summary = r.string(w, "alert_summary", "");
+      rs.wording.resolved_summary = r.string(w, "resolved_summary", "");
+      rs.wording.retracted_summary = r.string(w, "retracted_summary", "");
       rs.wording.review_note = r.string(w, "review_note", "");
       rs.wording.combination_note = r.string(w, "combination_note", "");
       rs.wording.no_baseline_note = r.string(w, "no_baseline_note", "");
@@ -295,7 +299,7 @@ class Loader {
     }
   }
 
-  void compile_macros(ExpressionParser& parser) {
+  void compile_macros(ExpressionParser& parser, const core::ConceptMap& concepts) {
     for (const auto& [name, text] : definitions_.macros) {
       auto compiled = parser.parse_value(text);
       if (!compiled) report(macro_sites_[name], compiled.error(), name);
@@ -303,12 +307,10 @@ class Loader {
     for (const auto& [name, items] : definitions_.lists) {
       Reader r(list_sites_[name].file->path);
       for (const auto& item : items)
-        if (!concepts_for_lists_check(item)) r.error(list_sites_[name].node, "unknown-concept", "list '" + name + "' names unknown concept '" + item + "'", name);
+        if (!concepts.find_concept(item)) r.error(list_sites_[name].node, "unknown-concept", "list '" + name + "' names unknown concept '" + item + "'", name);
       take(r);
     }
   }
-
-  bool concepts_for_lists_check(const std::string& name) const { return current_->concepts.find_concept(name) != nullptr; }
 
   void warn_unused(const ExpressionParser& parser) {
     // A macro used only by another macro counts as used; compile_macros parsed every macro, so
@@ -363,7 +365,6 @@ class Loader {
   }
 
   void read_rules(const SourceFile& f, RuleSet& rs, ExpressionParser& parser, std::set<std::string>& ids) {
-    current_ = &rs;
     Reader r(f.path);
     if (!f.root.IsMap()) {
       r.error(f.root, "wrong-type", "a rule file must be a map with 'rules'");
@@ -491,7 +492,6 @@ class Loader {
   std::map<std::string, Site> macro_sites_, list_sites_;
   bool concepts_ok_ = true;
   std::uint64_t hash_ = 0xcbf29ce484222325ULL;
-  const RuleSet* current_ = nullptr;
 };
 
 }  // namespace

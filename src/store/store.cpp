@@ -347,6 +347,53 @@ core::Result<std::vector<StoredObservation>> Store::observation_versions(const s
   return out;
 }
 
+core::Result<void> Store::for_each_current_record(std::int64_t since_ms,
+                                                  const std::function<void(const core::Record&)>& fn) {
+  Statement meds(db_,
+                 "SELECT a.feed, a.record_id, p.patient_key, a.drug_system, a.drug_code, a.ici, a.ici_class, "
+                 "a.event_time_ms, a.event_offset_min, a.status FROM administrations a JOIN patients p ON p.id = a.patient_id "
+                 "WHERE a.is_current = 1 ORDER BY a.event_time_ms");
+  for (;;) {
+    auto row = meds.step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    core::MedicationAdministration m;
+    m.provenance.feed = meds.text(0);
+    m.id = meds.text(1);
+    m.patient = meds.text(2);
+    m.drug = core::Code{meds.text(3), meds.text(4)};
+    m.ici = meds.text(5);
+    m.ici_class = meds.text(6);
+    m.time = core::EventTime{meds.int64(7), static_cast<std::int32_t>(meds.int64(8))};
+    m.status = core::parse_medication_status(meds.text(9)).value_or(core::MedicationStatus::completed);
+    fn(core::Record(std::move(m)));
+  }
+  Statement obs(db_,
+                "SELECT o.feed, o.record_id, p.patient_key, o.concept, o.canonical_value, o.event_time_ms, "
+                "o.event_offset_min, o.status, o.ref_low, o.ref_high, o.baseline FROM observations o "
+                "JOIN patients p ON p.id = o.patient_id WHERE o.is_current = 1 AND o.concept IS NOT NULL "
+                "AND o.canonical_value IS NOT NULL AND (o.event_time_ms >= ?1 OR o.baseline = 1) ORDER BY o.event_time_ms");
+  obs.bind(1, since_ms);
+  for (;;) {
+    auto row = obs.step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    core::Observation o;
+    o.provenance.feed = obs.text(0);
+    o.id = obs.text(1);
+    o.patient = obs.text(2);
+    o.concept_name = obs.text(3);
+    o.canonical_value = obs.real(4);
+    o.time = core::EventTime{obs.int64(5), static_cast<std::int32_t>(obs.int64(6))};
+    o.status = core::parse_observation_status(obs.text(7)).value_or(core::ObservationStatus::final);
+    if (!obs.is_null(8)) o.ref_low = obs.real(8);
+    if (!obs.is_null(9)) o.ref_high = obs.real(9);
+    o.baseline = obs.int64(10) != 0;
+    fn(core::Record(std::move(o)));
+  }
+  return {};
+}
+
 core::Result<std::int64_t> Store::count_observation_ids(const std::string& feed) {
   Statement s(db_, "SELECT count(DISTINCT record_id) FROM observations WHERE feed = ?1");
   s.bind(1, feed);

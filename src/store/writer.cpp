@@ -18,13 +18,16 @@ void Writer::submit(std::vector<WriteItem> items, Done done) {
       return;
     }
   }
-  done(core::fail(core::ErrorCode::store_unavailable, "the store is shutting down"));
+  done(core::fail(core::ErrorCode::store_unavailable, "the store is shutting down"), std::move(items));
 }
 
-WriteResult Writer::write(std::vector<WriteItem> items) {
+WriteResult Writer::write(std::vector<WriteItem>& items) {
   std::promise<WriteResult> promise;
   auto future = promise.get_future();
-  submit(std::move(items), [&promise](WriteResult r) { promise.set_value(std::move(r)); });
+  submit(std::move(items), [&promise, &items](WriteResult r, std::vector<WriteItem> back) {
+    items = std::move(back);
+    promise.set_value(std::move(r));
+  });
   return future.get();
 }
 
@@ -78,9 +81,9 @@ void Writer::commit_group(std::vector<Submission>& group) {
   }
   for (std::size_t i = 0; i < group.size(); ++i) {
     if (status) {
-      group[i].done(std::move(outcomes[i]));
+      group[i].done(std::move(outcomes[i]), std::move(group[i].items));
     } else {
-      group[i].done(std::unexpected(status.error()));
+      group[i].done(std::unexpected(status.error()), std::move(group[i].items));
     }
   }
 }

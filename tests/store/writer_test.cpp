@@ -33,6 +33,7 @@ TEST_CASE("the writer commits concurrent submissions and completes them in order
   store::Writer writer(std::move(*s), {64});
   constexpr int kThreads = 4, kPerThread = 50;
   std::atomic<int> done{0}, stored{0};
+  std::atomic<bool> items_back{true};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
@@ -42,7 +43,8 @@ TEST_CASE("the writer commits concurrent submissions and completes them in order
       for (int i = 0; i < kPerThread; ++i) {
         std::vector<store::WriteItem> items{observation(std::to_string(t) + "-" + std::to_string(i)),
                                             observation(std::to_string(t) + "-" + std::to_string(i) + "b")};
-        writer.submit(std::move(items), [&, i](store::WriteResult r) {
+        writer.submit(std::move(items), [&, i](store::WriteResult r, std::vector<store::WriteItem> back) {
+          if (back.size() != 2) items_back = false;  // assertions stay on the test's thread
           if (r && r->size() == 2) stored += 2;
           in_order = in_order && i == last_seen + 1;  // one thread's submissions finish in order
           last_seen = i;
@@ -56,6 +58,7 @@ TEST_CASE("the writer commits concurrent submissions and completes them in order
   }
   for (auto& th : threads) th.join();
   CHECK(done == kThreads * kPerThread);
+  CHECK(items_back);
   CHECK(stored == kThreads * kPerThread * 2);
 
   auto check = store::Store::open(tmp.file("data"));
@@ -69,10 +72,12 @@ TEST_CASE("stop() commits what is queued and later submissions fail clearly", "[
   auto writer = std::make_unique<store::Writer>(std::move(*s));
   std::atomic<int> ok{0};
   for (int i = 0; i < 20; ++i)
-    writer->submit({observation("q" + std::to_string(i))}, [&](store::WriteResult r) { ok += r ? 1 : 0; });
+    writer->submit({observation("q" + std::to_string(i))}, [&](store::WriteResult r, std::vector<store::WriteItem>) { ok += r ? 1 : 0; });
   writer->stop();
   CHECK(ok == 20);
-  auto late = writer->write({observation("late")});
+  std::vector<store::WriteItem> late_items{observation("late")};
+  auto late = writer->write(late_items);
+  CHECK(late_items.size() == 1);
   REQUIRE_FALSE(late);
   CHECK(late.error().code == core::ErrorCode::store_unavailable);
   CHECK_THAT(late.error().message, Catch::Contains("shutting down"));

@@ -29,7 +29,19 @@ struct SendOptions {
   std::vector<std::string> files;
 };
 
+struct ReplayOptions {
+  std::string feed;  // empty: listeners.ndjson.feed
+  std::vector<std::string> files;
+};
+
+struct TestOptions {
+  std::vector<std::string> files;
+};
+
 int run_serve(const Config& config, const ServeOptions& options);
+int run_check(const Config& config, const std::vector<std::string>& paths);
+int run_replay(const Config& config, const ReplayOptions& options);
+int run_test(const Config& config, const TestOptions& options);
 int run_ingest(const Config& config, const IngestOptions& options);
 int run_send(const SendOptions& options);
 int run_summary(const Config& config);

@@ -39,4 +39,7 @@ core::Result<Config> load_config(const std::string& path);
 // The bundled rules folder (the source tree's rules/) when rules_dir is empty.
 std::string effective_rules_dir(const Config& config);
 
+// DATA_DIR/alerts.jsonl: the JSON-lines log of alert events.
+std::string alert_log_path(const Config& config);
+
 }  // namespace iraewatch::app

@@ -23,6 +23,10 @@ struct Settings {
 };
 
 struct Wording {
+  // Summary lines; placeholders {signal_title}, {grade}, {previous_grade}, {finding}.
+  std::string alert_summary;      // e.g. "{signal_title}, suspected CTCAE grade {grade}: {finding}"
+  std::string resolved_summary;   // newer data shows the signal no longer holds
+  std::string retracted_summary;  // the data that raised it was corrected or withdrawn
   std::string review_note;       // "for clinician review" sentence, on every alert
   std::string combination_note;  // added when combination therapy applies
   std::string no_baseline_note;  // evidence note when a baseline default was used

@@ -5,6 +5,7 @@
 // thread one Store, and readers open their own.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -101,6 +102,9 @@ class Store {
                                                                     const std::string& record_id);
   core::Result<std::int64_t> count_observation_ids(const std::string& feed);
   core::Result<std::vector<RejectedRow>> rejected(int limit);
+  // Every current record the engine needs, oldest first: mapped observations taken since
+  // `since_ms` (and baseline-flagged ones of any age), and every administration.
+  core::Result<void> for_each_current_record(std::int64_t since_ms, const std::function<void(const core::Record&)>& fn);
 
  private:
   struct Statements;

@@ -2,7 +2,8 @@
 // The single writer: a thread that owns the store's write connection and commits whatever has
 // been submitted, many submissions to one transaction (group commit), so that the cost of each
 // fsync is shared. Completion callbacks run on the writer thread, after the commit, in submission
-// order: a caller acknowledges only inside its callback.
+// order: a caller acknowledges only inside its callback. The callback gets its items back, so
+// that committed records can go on to evaluation without a copy.
 
 #include <condition_variable>
 #include <cstddef>
@@ -26,7 +27,7 @@ using WriteResult = core::Result<std::vector<WriteOutcome>>;
 
 class Writer {
  public:
-  using Done = std::move_only_function<void(WriteResult)>;
+  using Done = std::move_only_function<void(WriteResult, std::vector<WriteItem>)>;
 
   Writer(std::unique_ptr<Store> store, WriterOptions options = {});
   ~Writer();  // stop()
@@ -37,8 +38,9 @@ class Writer {
   // After stop(), `done` runs at once with a store_unavailable error.
   void submit(std::vector<WriteItem> items, Done done);
 
-  // Blocks until the submission is committed: for command-line tools.
-  WriteResult write(std::vector<WriteItem> items);
+  // Blocks until the submission is committed: for command-line tools. `items` are left as they
+  // were given.
+  WriteResult write(std::vector<WriteItem>& items);
 
   // Commits everything already queued, then ends the thread. Idempotent.
   void stop();

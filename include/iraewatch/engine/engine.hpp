@@ -1,0 +1,77 @@
+#pragma once
+// The evaluation engine: a pure library (no IO, no clock) that keeps each patient's history in
+// memory, evaluates the rules whose inputs a record changed, as of that record's event time, and
+// turns the results into alert events. The same engine serves serve, ingest, replay and test.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "iraewatch/core/record.hpp"
+#include "iraewatch/engine/alert_event.hpp"
+#include "iraewatch/engine/evaluator.hpp"
+#include "iraewatch/engine/patient_history.hpp"
+#include "iraewatch/rules/rule_set.hpp"
+
+namespace iraewatch::engine {
+
+// How a committed record relates to what was known before.
+enum class Change {
+  added,        // a record id seen for the first time
+  new_version,  // a later version of a known id (corrected, entered-in-error, changed)
+};
+
+class Engine {
+ public:
+  explicit Engine(std::shared_ptr<const rules::RuleSet> rules);
+
+  // Adds a record to the history without evaluating (start-up warm-up from the store).
+  void warm(const core::Record& record);
+  // After warm-up: evaluates every patient's signals as of their latest data and records the
+  // result as the current state, emitting nothing (so a restart does not fire again).
+  void settle();
+
+  // A committed record (never a duplicate): updates the history, evaluates the affected signals
+  // as of the record's event time, and returns the alert events that result.
+  std::vector<AlertEvent> process(const core::Record& record, Change change);
+
+  const rules::RuleSet& rules() const { return *rules_; }
+  std::size_t patient_count() const { return patients_.size(); }
+
+ private:
+  struct SignalState {
+    int grade = 0;  // 0: no open alert
+    rules::Severity severity = rules::Severity::info;
+    std::map<std::string, int> rule_grades;  // last known grade of each rule (0 = did not hold)
+    std::string summary;
+  };
+  struct PatientState {
+    PatientHistory history;
+    std::map<std::string, SignalState> signals;
+  };
+
+  struct RuleOutcome {
+    const rules::Rule* rule;
+    bool known;
+    int grade;                   // 0: does not hold (or unknown)
+    std::vector<Looked> looked;  // evidence of the grade that holds
+  };
+
+  std::vector<AlertEvent> evaluate_signal(const std::string& patient, PatientState& state, const std::string& signal,
+                                          std::int64_t t, std::int32_t offset_min, const std::string& trigger,
+                                          const std::string& changed_concept, Change change, bool emit);
+  std::vector<RuleOutcome> evaluate_rules(const PatientHistory& history, const std::string& signal, std::int64_t t,
+                                          const Exposure& exposure) const;
+  std::string render(const rules::Template& tmpl, const PatientHistory& history, std::int64_t t,
+                     const Exposure& exposure, const rules::Rule& rule) const;
+  std::vector<Evidence> evidence(const std::vector<Looked>& looked) const;
+
+  std::shared_ptr<const rules::RuleSet> rules_;
+  std::unordered_map<std::string, PatientState> patients_;
+  std::map<std::string, std::vector<std::string>> signals_by_concept_;
+};
+
+}  // namespace iraewatch::engine
