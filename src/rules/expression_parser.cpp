@@ -34,6 +34,7 @@ struct Token {
   double value = 0;
   std::string unit;  // for numbers: the unit written after it, if any
   int offset = 0;
+  int unit_offset = 0;
 };
 
 // Thrown inside the parser to stop at the first problem of one expression; never escapes it.
@@ -93,6 +94,7 @@ std::vector<Token> tokenize(const std::string& text) {
         const std::string word = text.substr(k, e - k);
         if (!is_keyword(word)) {
           t.unit = word;
+          t.unit_offset = static_cast<int>(k);
           j = e;
         }
       }
@@ -393,6 +395,7 @@ class Parser {
     n.number = tok.value;
     n.unit = tok.unit;
     n.offset = tok.offset;
+    n.unit_offset = tok.unit_offset;
     return n;
   }
 
@@ -444,7 +447,7 @@ class Parser {
         return;
       }
     }
-    fail_at(lit.offset, "unit-mismatch", "unit '" + lit.unit + "' cannot be converted to " + other.unit +
+    fail_at(lit.unit_offset, "unit-mismatch", "unit '" + lit.unit + "' cannot be converted to " + other.unit +
                                              (cname.empty() ? "" : " (the unit of " + cname + ")"));
     (void)at;
   }

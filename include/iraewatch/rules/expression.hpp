@@ -69,6 +69,7 @@ struct Node {
   CompareOp op = CompareOp::eq;
   std::vector<Node> children;
   int offset = 0;            // 0-based position in the expression text, for messages
+  int unit_offset = 0;       // literals: where the written unit starts
 };
 
 // A compiled condition with the text it came from.
