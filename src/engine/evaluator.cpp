@@ -75,12 +75,11 @@ const Sample* Evaluator::latest(const std::vector<Sample>& v, std::int64_t windo
 }
 
 Value Evaluator::sample_function(const rules::Node& n) {
-  const auto* v = series(n.concept_name);
-  const core::Concept* c = rules_.concepts.find_concept(n.concept_name);
+  const auto* v = history_.series(n.concept_index);
   const Sample* found = nullptr;
   switch (n.kind) {
     case NodeKind::latest:
-      if (v) found = latest(*v, n.window_ms > 0 ? n.window_ms : rules_.freshness_for(*c));
+      if (v) found = latest(*v, n.window_ms);
       break;
     case NodeKind::previous: {
       const Sample* newest = v ? latest(*v, std::numeric_limits<std::int64_t>::max()) : nullptr;
@@ -114,9 +113,8 @@ Value Evaluator::sample_function(const rules::Node& n) {
       break;
     }
     case NodeKind::paired: {
-      const auto* other = series(n.other_concept);
-      const core::Concept* oc = rules_.concepts.find_concept(n.other_concept);
-      const Sample* anchor = other ? latest(*other, rules_.freshness_for(*oc)) : nullptr;
+      const auto* other = history_.series(n.other_index);
+      const Sample* anchor = other ? latest(*other, n.other_window_ms) : nullptr;
       if (anchor && v) {
         std::int64_t best = std::numeric_limits<std::int64_t>::max();
         for (const auto& s : *v) {
@@ -139,7 +137,7 @@ Value Evaluator::sample_function(const rules::Node& n) {
 }
 
 Value Evaluator::aggregate(const rules::Node& n) {
-  const auto* v = series(n.concept_name);
+  const auto* v = history_.series(n.concept_index);
   const Sample* pick = nullptr;
   double sum = 0;
   int count = 0;
@@ -160,9 +158,8 @@ Value Evaluator::aggregate(const rules::Node& n) {
 }
 
 Value Evaluator::held_for(const rules::Node& n) {
-  const auto* v = series(n.concept_name);
-  const core::Concept* c = rules_.concepts.find_concept(n.concept_name);
-  const Sample* newest = v ? latest(*v, rules_.freshness_for(*c)) : nullptr;
+  const auto* v = history_.series(n.concept_index);
+  const Sample* newest = v ? latest(*v, n.window_ms) : nullptr;
   if (!newest) return Value::unknown();
   if (!compare(newest->value, n.op, n.number)) return Value::duration(0);
   const Sample* earliest = newest;

@@ -15,26 +15,25 @@ void insert_sorted(std::vector<T>& v, T item) {
 
 }  // namespace
 
-void PatientHistory::remove_record(const std::string& key) {
-  auto it = concept_of_record_.find(key);
-  if (it == concept_of_record_.end()) return;
-  auto series = series_.find(it->second);
-  if (series != series_.end()) {
-    auto& v = series->second;
-    std::erase_if(v, [&](const Sample& s) { return s.record_id == key; });
+PatientHistory::Applied PatientHistory::apply(const core::Observation& o, int concept_index, bool replaces) {
+  Applied applied;
+  std::string key = key_of(o.provenance, o.id);
+  if (replaces) {
+    // Corrections are rare: a scan of this patient's series is cheaper than an index kept for all.
+    for (std::size_t c = 0; c < series_.size() && applied.removed_from < 0; ++c) {
+      auto& v = series_[c];
+      auto it = std::find_if(v.begin(), v.end(), [&](const Sample& s) { return s.record_id == key; });
+      if (it != v.end()) {
+        v.erase(it);
+        applied.removed_from = static_cast<int>(c);
+      }
+    }
   }
-  concept_of_record_.erase(it);
-}
-
-std::string PatientHistory::apply(const core::Observation& o) {
-  const std::string key = key_of(o.provenance, o.id);
-  std::string changed;
-  if (auto it = concept_of_record_.find(key); it != concept_of_record_.end()) changed = it->second;
-  remove_record(key);
-  const bool counts = !o.concept_name.empty() && o.canonical_value &&
+  const bool counts = concept_index >= 0 && o.canonical_value &&
                       o.status != core::ObservationStatus::entered_in_error &&
                       o.status != core::ObservationStatus::cancelled;
-  if (!counts) return changed;
+  if (!counts) return applied;
+  if (series_.size() <= static_cast<std::size_t>(concept_index)) series_.resize(static_cast<std::size_t>(concept_index) + 1);
   Sample s;
   s.value = *o.canonical_value;
   s.time_ms = o.time.utc_ms;
@@ -43,28 +42,22 @@ std::string PatientHistory::apply(const core::Observation& o) {
   s.ref_high = o.ref_high;
   s.baseline_flag = o.baseline;
   s.preliminary = o.status == core::ObservationStatus::preliminary;
-  s.record_id = key;
-  insert_sorted(series_[o.concept_name], std::move(s));
-  concept_of_record_[key] = o.concept_name;
+  s.record_id = std::move(key);
+  insert_sorted(series_[static_cast<std::size_t>(concept_index)], std::move(s));
   latest_observation_ms_ = std::max(latest_observation_ms_, o.time.utc_ms);
-  return o.concept_name;
+  applied.added_to = concept_index;
+  return applied;
 }
 
-bool PatientHistory::apply(const core::MedicationAdministration& m) {
+bool PatientHistory::apply(const core::MedicationAdministration& m, bool replaces) {
   const std::string key = key_of(m.provenance, m.id);
-  const auto before = doses_.size();
-  std::erase_if(doses_, [&](const Dose& d) { return d.record_id == key; });
-  const bool removed = doses_.size() != before;
+  bool changed = false;
+  if (replaces) changed = std::erase_if(doses_, [&](const Dose& d) { return d.record_id == key; }) > 0;
   const bool counts = !m.ici.empty() &&
                       (m.status == core::MedicationStatus::completed || m.status == core::MedicationStatus::in_progress);
-  if (!counts) return removed;
+  if (!counts) return changed;
   insert_sorted(doses_, Dose{m.time.utc_ms, m.ici_class, key});
   return true;
-}
-
-const std::vector<Sample>* PatientHistory::series(std::string_view concept_name) const {
-  auto it = series_.find(concept_name);
-  return it == series_.end() ? nullptr : &it->second;
 }
 
 }  // namespace iraewatch::engine

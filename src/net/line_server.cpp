@@ -47,6 +47,8 @@ class LineServer::Session : public std::enable_shared_from_this<Session> {
   Session(tcp::socket socket, const LineServerOptions& options, const LineHandler& handler)
       : socket_(std::move(socket)), timer_(socket_.get_executor()), options_(options), handler_(handler) {
     boost::system::error_code ec;
+    // Replies are small and latency matters: do not let Nagle hold one back for the next.
+    socket_.set_option(tcp::no_delay(true), ec);
     auto ep = socket_.remote_endpoint(ec);
     peer_ = ec ? "unknown" : ep.address().to_string() + ":" + std::to_string(ep.port());
   }

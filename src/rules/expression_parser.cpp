@@ -486,6 +486,7 @@ class Parser {
     const core::Concept* c = concepts_.find_concept(concept_name);
     Node n{kind, ValueType::sample};
     n.concept_name = concept_name;
+    n.concept_index = static_cast<int>(concepts_.index_of(*c));
     n.unit = c->unit;
     n.offset = at;
     return n;
@@ -527,6 +528,7 @@ class Parser {
         n = sample_node(kind, concept_arg(), at);
         expect(Tok::comma, "',' and the concept to pair with");
         n.other_concept = concept_arg();
+        n.other_index = static_cast<int>(concepts_.index_of(*concepts_.find_concept(n.other_concept)));
         break;
       }
       case NodeKind::min:

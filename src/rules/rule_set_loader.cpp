@@ -96,6 +96,15 @@ std::uint64_t fnv1a(std::string_view s, std::uint64_t h = 0xcbf29ce484222325ULL)
   return h;
 }
 
+// Writes each concept's freshness into the functions that use it when the rule gave no window,
+// so that evaluation never looks it up.
+void resolve_windows(Node& n, const RuleSet& rs) {
+  const bool fresh = n.kind == NodeKind::latest || n.kind == NodeKind::held_for;
+  if (fresh && n.window_ms == 0) n.window_ms = rs.freshness_for(*rs.concepts.find_concept(n.concept_name));
+  if (n.kind == NodeKind::paired) n.other_window_ms = rs.freshness_for(*rs.concepts.find_concept(n.other_concept));
+  for (auto& c : n.children) resolve_windows(c, rs);
+}
+
 class Loader {
  public:
   LoadedRuleSet load(const std::string& concepts_path, const std::string& settings_path,
@@ -138,7 +147,13 @@ class Loader {
       if (f.ok) read_rules(f, *rs, parser, ids);
     if (concepts_ok_) warn_unused(parser);
 
-    // Stage 4: the index from concept to the enabled rules that read it.
+    // Stage 4: default windows (freshness by concept kind), and the index from concept to the
+    // enabled rules that read it.
+    for (auto& rule : rs->rules) {
+      for (auto& g : rule.grades) resolve_windows(g.when.root, *rs);
+      for (auto& part : rule.summary.parts)
+        if (part.expr) resolve_windows(part.expr->root, *rs);
+    }
     for (std::size_t i = 0; i < rs->rules.size(); ++i) {
       if (!rs->rules[i].enabled) continue;
       for (const auto& c : rs->rules[i].inputs) rs->rules_by_concept[c].push_back(i);

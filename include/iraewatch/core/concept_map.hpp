@@ -60,6 +60,8 @@ class ConceptMap {
   Result<double> to_canonical(const Concept& concept_def, double value, std::string_view unit) const;
 
   const std::vector<Concept>& concepts() const { return concepts_; }
+  // A concept's position in concepts(): a dense index for per-concept tables.
+  std::size_t index_of(const Concept& c) const { return static_cast<std::size_t>(&c - concepts_.data()); }
   const std::vector<Drug>& drugs() const { return drugs_; }
 
  private:

@@ -45,14 +45,18 @@ class Engine {
   struct SignalState {
     int grade = 0;  // 0: no open alert
     rules::Severity severity = rules::Severity::info;
-    std::map<std::string, int> rule_grades;  // last known grade of each rule (0 = did not hold)
-    std::string summary;
+    std::vector<int> rule_grades;    // last known grade of each of the signal's rules (0 = did not hold)
+    std::uint64_t evidence_key = 0;  // fingerprint of the values behind the current grade
+    std::string summary;             // the finding last reported
   };
   struct PatientState {
     PatientHistory history;
-    std::map<std::string, SignalState> signals;
+    std::vector<SignalState> signals;  // by signal index
   };
-
+  struct SignalInfo {
+    const rules::Signal* signal;
+    std::vector<const rules::Rule*> rules;
+  };
   struct RuleOutcome {
     const rules::Rule* rule;
     bool known;
@@ -60,18 +64,22 @@ class Engine {
     std::vector<Looked> looked;  // evidence of the grade that holds
   };
 
-  std::vector<AlertEvent> evaluate_signal(const std::string& patient, PatientState& state, const std::string& signal,
+  PatientState& state_of(const std::string& patient);
+  std::vector<AlertEvent> evaluate_signal(const std::string& patient, PatientState& state, std::size_t signal,
                                           std::int64_t t, std::int32_t offset_min, const std::string& trigger,
-                                          const std::string& changed_concept, Change change, bool emit);
-  std::vector<RuleOutcome> evaluate_rules(const PatientHistory& history, const std::string& signal, std::int64_t t,
+                                          int changed_concept, Change change, bool emit);
+  std::vector<RuleOutcome> evaluate_rules(const PatientHistory& history, std::size_t signal, std::int64_t t,
                                           const Exposure& exposure) const;
   std::string render(const rules::Template& tmpl, const PatientHistory& history, std::int64_t t,
                      const Exposure& exposure, const rules::Rule& rule) const;
   std::vector<Evidence> evidence(const std::vector<Looked>& looked) const;
+  bool reads(const rules::Rule& rule, int concept_index) const;
 
   std::shared_ptr<const rules::RuleSet> rules_;
+  std::vector<SignalInfo> signals_;
+  std::vector<std::vector<std::size_t>> signals_of_concept_;  // by concept index
+  std::unordered_map<const rules::Rule*, std::vector<bool>> rule_inputs_;  // by concept index
   std::unordered_map<std::string, PatientState> patients_;
-  std::map<std::string, std::vector<std::string>> signals_by_concept_;
 };
 
 }  // namespace iraewatch::engine

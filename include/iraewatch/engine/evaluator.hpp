@@ -58,9 +58,8 @@ class Evaluator {
   Value sample_function(const rules::Node& node);
   Value aggregate(const rules::Node& node);
   Value held_for(const rules::Node& node);
-  const std::vector<Sample>* series(const std::string& concept_name) const { return history_.series(concept_name); }
 
-  const rules::RuleSet& rules_;
+  const rules::RuleSet& rules_;  // settings only: everything per node was resolved at load
   const PatientHistory& history_;
   std::int64_t t_;
   const Exposure& exposure_;

@@ -1,14 +1,11 @@
 #pragma once
 // One patient's clinical time series, in memory: the current version of every mapped observation,
-// per concept and sorted by event time, and the ICI doses that count for exposure. Corrections
-// replace, retractions remove; what the store keeps for audit is not needed here.
+// per concept (by ConceptMap index) and sorted by event time, and the ICI doses that count for
+// exposure. Corrections replace, retractions remove; the store keeps every version for audit.
 
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <string>
-#include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "iraewatch/core/record.hpp"
@@ -19,10 +16,10 @@ struct Sample {
   double value = 0;  // in the concept's canonical unit
   std::int64_t time_ms = 0;
   std::int32_t offset_min = 0;
-  std::optional<double> ref_low, ref_high;
   bool baseline_flag = false;
   bool preliminary = false;
-  std::string record_id;
+  std::optional<double> ref_low, ref_high;
+  std::string record_id;  // "feed|id"
 };
 
 struct Dose {
@@ -33,25 +30,31 @@ struct Dose {
 
 class PatientHistory {
  public:
-  // Applies the current version of a record: a new sample, a replacement (corrected), or a
-  // removal (entered-in-error, cancelled, a non-numeric or unmapped value). Returns the concept
-  // whose series changed, or empty.
-  std::string apply(const core::Observation& o);
-  // Applies an administration: ICI doses that are completed or in progress count; any other
-  // status (or a retraction) removes an earlier version of the same record.
-  bool apply(const core::MedicationAdministration& m);
+  // Which series an observation changed: the one an earlier version left, the one it joined.
+  struct Applied {
+    int removed_from = -1;
+    int added_to = -1;
+  };
+
+  // Applies the current version of an observation whose concept has index `concept_index` (-1
+  // when unmapped). `replaces` says an earlier version may exist and must go first. A retracted,
+  // cancelled or non-numeric version only removes.
+  Applied apply(const core::Observation& o, int concept_index, bool replaces);
+  // ICI doses that are completed or in progress count; any other status, or a retraction,
+  // removes an earlier version. True when the doses changed.
+  bool apply(const core::MedicationAdministration& m, bool replaces);
 
   // Sorted by time (then arrival); null when the patient has no value of the concept.
-  const std::vector<Sample>* series(std::string_view concept_name) const;
+  const std::vector<Sample>* series(int concept_index) const {
+    return concept_index >= 0 && static_cast<std::size_t>(concept_index) < series_.size() && !series_[static_cast<std::size_t>(concept_index)].empty()
+               ? &series_[static_cast<std::size_t>(concept_index)] : nullptr;
+  }
   const std::vector<Dose>& doses() const { return doses_; }  // sorted by time
   std::int64_t latest_observation_ms() const { return latest_observation_ms_; }
 
  private:
-  void remove_record(const std::string& key);
-
-  std::map<std::string, std::vector<Sample>, std::less<>> series_;
+  std::vector<std::vector<Sample>> series_;
   std::vector<Dose> doses_;
-  std::unordered_map<std::string, std::string> concept_of_record_;  // "feed|id" -> concept
   std::int64_t latest_observation_ms_ = INT64_MIN;
 };
 

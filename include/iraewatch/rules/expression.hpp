@@ -63,9 +63,13 @@ struct Node {
   std::string unit;          // for quantities and samples: the canonical unit
   double number = 0;         // literal value; held_for threshold
   bool flag = false;         // boolean literal; baseline() has a default (in `number`)
-  std::int64_t window_ms = 0;  // latest/min/max/avg/count window; 0 = the concept's freshness
+  std::int64_t window_ms = 0;  // latest/min/max/avg/count/held_for window (the concept's freshness
+                               // when not written; filled in at load)
+  std::int64_t other_window_ms = 0;  // paired(x, y): the freshness of y
   std::string concept_name;  // the concept a function reads (first argument)
   std::string other_concept; // paired(x, y): y
+  int concept_index = -1;    // ConceptMap::index_of(concept_name), for the engine's tables
+  int other_index = -1;
   CompareOp op = CompareOp::eq;
   std::vector<Node> children;
   int offset = 0;            // 0-based position in the expression text, for messages
