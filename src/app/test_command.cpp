@@ -77,13 +77,14 @@ std::optional<std::int64_t> time_of(const json& j, std::int64_t start, std::stri
     }
     return t->utc_ms;
   }
-  if (j.contains("day")) {
-    if (!j["day"].is_number()) {
+  if (j.contains("day") || j.contains("hour")) {
+    if (j.contains("day") && !j["day"].is_number()) {
       error = "'day' must be a number";
       return std::nullopt;
     }
     const double hours = j.contains("hour") && j["hour"].is_number() ? j["hour"].get<double>() : 0.0;
-    return start + static_cast<std::int64_t>(j["day"].get<double>() * kDayMs + hours * 3'600'000.0);
+    const double day = j.contains("day") ? j["day"].get<double>() : 0.0;
+    return start + static_cast<std::int64_t>(day * kDayMs + hours * 3'600'000.0);
   }
   return std::nullopt;
 }

@@ -13,6 +13,9 @@ namespace {
 
 constexpr std::size_t kMaxSummaryBytes = 139;
 
+// changed_concept for a medication's new version: the exposure picture itself changed.
+constexpr int kExposureChanged = -2;
+
 std::string format_number(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f", v);
@@ -87,7 +90,7 @@ Engine::Engine(std::shared_ptr<const rules::RuleSet> rules) : rules_(std::move(r
   std::map<std::string, std::size_t> signal_index;
   for (const auto& [name, signal] : rules_->signals) {
     signal_index[name] = signals_.size();
-    signals_.push_back(SignalInfo{&signal, {}});
+    signals_.push_back(SignalInfo{&signal, {}, {}});
   }
   signals_of_concept_.resize(rules_->concepts.concepts().size());
   for (const auto& rule : rules_->rules) {
@@ -101,11 +104,15 @@ Engine::Engine(std::shared_ptr<const rules::RuleSet> rules) : rules_(std::move(r
       inputs[index] = true;
       auto& sigs = signals_of_concept_[index];
       if (std::find(sigs.begin(), sigs.end(), sig) == sigs.end()) sigs.push_back(sig);
+      auto& sig_inputs = signals_[sig].inputs;
+      if (std::find(sig_inputs.begin(), sig_inputs.end(), static_cast<int>(index)) == sig_inputs.end())
+        sig_inputs.push_back(static_cast<int>(index));
     }
   }
 }
 
 bool Engine::reads(const rules::Rule& rule, int concept_index) const {
+  if (concept_index == kExposureChanged) return true;  // every rule depends on exposure
   if (concept_index < 0) return false;
   const auto& inputs = rule_inputs_.at(&rule);
   return inputs[static_cast<std::size_t>(concept_index)];
@@ -115,7 +122,10 @@ Engine::PatientState& Engine::state_of(const std::string& patient) {
   auto [it, added] = patients_.try_emplace(patient);
   if (added) {
     it->second.signals.resize(signals_.size());
-    for (std::size_t i = 0; i < signals_.size(); ++i) it->second.signals[i].rule_grades.assign(signals_[i].rules.size(), 0);
+    for (std::size_t i = 0; i < signals_.size(); ++i) {
+      it->second.signals[i].rule_grades.assign(signals_[i].rules.size(), 0);
+      it->second.signals[i].held_ms.assign(signals_[i].rules.size(), 0);
+    }
   }
   return it->second;
 }
@@ -144,8 +154,15 @@ void Engine::settle() {
     std::int64_t t = state.history.latest_observation_ms();
     if (!state.history.doses().empty()) t = std::max(t, state.history.doses().back().time_ms);
     for (std::size_t s = 0; s < signals_.size(); ++s)
-      evaluate_signal(patient, state, s, t, 0, "", -1, Change::added, false);
+      evaluate_signal(patient, state, s, std::max(newest_input_ms(state.history, s), t), 0, "", -1, Change::added, Mode::silent);
   }
+}
+
+std::int64_t Engine::newest_input_ms(const PatientHistory& history, std::size_t signal) const {
+  std::int64_t newest = INT64_MIN;
+  for (const int c : signals_[signal].inputs)
+    if (const auto* v = history.series(c)) newest = std::max(newest, v->back().time_ms);
+  return newest;
 }
 
 std::vector<AlertEvent> Engine::process(const core::Record& record, Change change) {
@@ -156,61 +173,66 @@ std::vector<AlertEvent> Engine::process(const core::Record& record, Change chang
     else events.insert(events.end(), std::make_move_iterator(e.begin()), std::make_move_iterator(e.end()));
   };
   const bool replaces = change == Change::new_version;
+  const std::string trigger = std::visit([](const auto& r) { return r.provenance.feed + "|" + r.id; }, record);
   if (const auto* o = std::get_if<core::Observation>(&record)) {
     const auto applied = state.history.apply(*o, concept_index_of(*rules_, *o), replaces);
-    // The signals that read a changed series (usually one series; two when a version moved).
+    // The signals that read a changed series (usually one; two when a version moved concept).
     std::vector<std::pair<std::size_t, int>> todo;  // signal, the concept that changed
     for (const int changed : {applied.added_to, applied.removed_from}) {
       if (changed < 0) continue;
       for (const auto sig : signals_of_concept_[static_cast<std::size_t>(changed)])
         if (std::none_of(todo.begin(), todo.end(), [&](const auto& p) { return p.first == sig; })) todo.emplace_back(sig, changed);
     }
-    const std::string trigger = o->provenance.feed + "|" + o->id;
-    for (const auto& [sig, changed] : todo)
-      append(evaluate_signal(o->patient, state, sig, o->time.utc_ms, o->time.offset_min, trigger, changed, change, true));
+    const std::int64_t t = o->time.utc_ms;
+    for (const auto& [sig, changed] : todo) {
+      // Late data is judged as of its own time, where it may raise an alert; the alert's state
+      // then follows the newest data, so a past view never lowers or closes a current alert.
+      const std::int64_t now = newest_input_ms(state.history, sig);
+      if (now > t) {
+        append(evaluate_signal(o->patient, state, sig, t, o->time.offset_min, trigger, changed, change, Mode::raise_only));
+        append(evaluate_signal(o->patient, state, sig, now, o->time.offset_min, trigger, changed, change, Mode::normal));
+      } else {
+        append(evaluate_signal(o->patient, state, sig, t, o->time.offset_min, trigger, changed, change, Mode::normal));
+      }
+    }
     return events;
   }
   const auto& m = std::get<core::MedicationAdministration>(record);
   if (!state.history.apply(m, replaces)) return events;
-  // A dose changes the exposure picture of everything after it: judge as of the newest data.
-  const std::int64_t t = std::max(m.time.utc_ms, state.history.latest_observation_ms());
-  const std::string trigger = m.provenance.feed + "|" + m.id;
-  for (std::size_t s = 0; s < signals_.size(); ++s)
-    append(evaluate_signal(m.patient, state, s, t, m.time.offset_min, trigger, -1, change, true));
+  // A dose changes the exposure picture of everything after it: each signal is judged as of its
+  // newest data (or the dose, when that is later).
+  for (std::size_t s = 0; s < signals_.size(); ++s) {
+    const std::int64_t t = std::max(m.time.utc_ms, newest_input_ms(state.history, s));
+    append(evaluate_signal(m.patient, state, s, t, m.time.offset_min, trigger, replaces ? kExposureChanged : -1,
+                           change, Mode::normal));
+  }
   return events;
 }
 
-std::vector<Engine::RuleOutcome> Engine::evaluate_rules(const PatientHistory& history, std::size_t signal,
-                                                        std::int64_t t, const Exposure& exposure) const {
-  std::vector<RuleOutcome> out;
-  out.reserve(signals_[signal].rules.size());
+Engine::RuleOutcome Engine::evaluate_rule(const PatientHistory& history, const rules::Rule& rule, std::int64_t t,
+                                          const Exposure& exposure) const {
+  RuleOutcome o;
   Evaluator ev(*rules_, history, t, exposure);
-  for (const rules::Rule* rule : signals_[signal].rules) {
-    RuleOutcome o{rule, false, 0, {}};
-    if (rule->require_ici_exposure && !exposure.on_ici) {
-      out.push_back(std::move(o));  // not on an ICI at this time: the rule cannot judge
+  ev.set_rule(rule);
+  bool unknown = false;
+  for (const auto& g : rule.grades) {
+    ev.looked().clear();
+    const Value v = ev.eval(g.when.root);
+    if (!v.known()) {
+      unknown = true;
       continue;
     }
-    ev.set_rule(*rule);
-    bool unknown = false;
-    for (const auto& g : rule->grades) {
-      ev.looked().clear();
-      const Value v = ev.eval(g.when.root);
-      if (!v.known()) {
-        unknown = true;
-        continue;
-      }
-      if (v.truth) {
-        o.known = true;
-        o.grade = g.grade;
-        o.looked = ev.looked();
-        break;
-      }
+    o.looked = ev.looked();  // the last decided condition: what shows it holds, or not
+    if (v.truth) {
+      o.grade = g.grade;
+      break;
     }
-    if (o.grade == 0) o.known = !unknown;
-    out.push_back(std::move(o));
   }
-  return out;
+  o.known = o.grade > 0 || !unknown;
+  // Off treatment (or past the exposure window) a rule may still show that a signal no longer
+  // holds, but it never raises one.
+  if (rule.require_ici_exposure && !exposure.on_ici && o.grade > 0) o = RuleOutcome{};
+  return o;
 }
 
 std::vector<Evidence> Engine::evidence(const std::vector<Looked>& looked) const {
@@ -253,7 +275,11 @@ std::string Engine::render(const rules::Template& tmpl, const PatientHistory& hi
       case Value::Kind::unknown: out += "n/a"; break;
       case Value::Kind::boolean: out += v.truth ? "yes" : "no"; break;
       case Value::Kind::duration: out += format_duration(v.number); break;
-      case Value::Kind::number: out += format_number(v.number); break;
+      case Value::Kind::number:
+        out += v.is_default && !rules_->wording.default_value.empty()
+                   ? replace_all(rules_->wording.default_value, "{value}", format_number(v.number))
+                   : format_number(v.number);
+        break;
     }
   }
   return out;
@@ -261,35 +287,41 @@ std::string Engine::render(const rules::Template& tmpl, const PatientHistory& hi
 
 std::vector<AlertEvent> Engine::evaluate_signal(const std::string& patient, PatientState& state, std::size_t signal,
                                                 std::int64_t t, std::int32_t offset_min, const std::string& trigger,
-                                                int changed_concept, Change change, bool emit) {
+                                                int changed_concept, Change change, Mode mode) {
+  const SignalInfo& info = signals_[signal];
   const Exposure exposure = exposure_at(state.history, rules_->settings, t);
-  auto outcomes = evaluate_rules(state.history, signal, t, exposure);
+  std::vector<RuleOutcome> outcomes;
+  outcomes.reserve(info.rules.size());
+  for (const rules::Rule* rule : info.rules) outcomes.push_back(evaluate_rule(state.history, *rule, t, exposure));
   SignalState& s = state.signals[signal];
 
   // A rule that cannot judge now keeps its last known grade (silence never resolves an alert),
   // unless this record corrected or withdrew data the rule reads.
   std::vector<int> grades(outcomes.size(), 0);
-  const RuleOutcome* best = nullptr;
+  int best = -1;
   int grade = 0;
   rules::Severity severity = rules::Severity::info;
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
     const auto& o = outcomes[i];
     int g = o.grade;
     if (!o.known) {
-      const bool invalidated = change == Change::new_version && reads(*o.rule, changed_concept);
+      const bool invalidated = change == Change::new_version && reads(*info.rules[i], changed_concept);
       g = invalidated ? 0 : s.rule_grades[i];
     }
     grades[i] = g;
     if (g == 0) continue;
-    const auto sev = severity_of(*o.rule, g);
+    const auto sev = severity_of(*info.rules[i], g);
     if (g > grade || (g == grade && severity_rank(sev) > severity_rank(severity))) {
       grade = g;
       severity = sev;
-      best = &o;
+      best = static_cast<int>(i);
     }
   }
+  const bool best_known = best >= 0 && outcomes[static_cast<std::size_t>(best)].known;
   // What the current grade rests on; a carried rule keeps the fingerprint it had.
-  const std::uint64_t key = best && best->known ? fingerprint(best->rule, best->looked) : s.evidence_key;
+  const std::uint64_t key =
+      best_known ? fingerprint(info.rules[static_cast<std::size_t>(best)], outcomes[static_cast<std::size_t>(best)].looked)
+                 : s.evidence_key;
 
   std::string event;
   const int prev = s.grade;
@@ -300,15 +332,28 @@ std::vector<AlertEvent> Engine::evaluate_signal(const std::string& patient, Pati
   } else if (prev > 0) {
     event = change == Change::new_version ? "retracted" : "resolved";
   }
+  if (mode == Mode::raise_only && event != "fired" && event != "escalated") return {};
 
-  std::vector<AlertEvent> events;
+  // The rule that explains the event: the one that sets the grade, or (resolved, retracted) the
+  // one that set it before. A carried rule is explained as of the time it last held.
+  const int explain = best >= 0 ? best : s.best;
+  RuleOutcome explained;
+  std::int64_t explained_at = t;
   std::string finding = s.summary;
-  if (!event.empty() && best && best->known) finding = render(best->rule->summary, state.history, t, exposure, *best->rule);
+  if (!event.empty() && explain >= 0) {
+    const auto& rule = *info.rules[static_cast<std::size_t>(explain)];
+    if (best >= 0 && !best_known) explained_at = s.held_ms[static_cast<std::size_t>(best)];
+    const Exposure exp_then = explained_at == t ? exposure : exposure_at(state.history, rules_->settings, explained_at);
+    explained = explained_at == t ? outcomes[static_cast<std::size_t>(explain)]
+                                  : evaluate_rule(state.history, rule, explained_at, exp_then);
+    finding = render(rule.summary, state.history, explained_at, exp_then, rule);
+  }
   // An "updated" whose words do not change (e.g. the same value re-measured) is not worth a line.
   if (event == "updated" && grade == prev && severity == s.severity && finding == s.summary) event.clear();
 
-  if (emit && !event.empty()) {
-    const rules::Signal& sig = *signals_[signal].signal;
+  std::vector<AlertEvent> events;
+  if (mode != Mode::silent && !event.empty()) {
+    const rules::Signal& sig = *info.signal;
     AlertEvent e;
     e.event = event;
     e.patient = patient;
@@ -322,30 +367,22 @@ std::vector<AlertEvent> Engine::evaluate_signal(const std::string& patient, Pati
     e.combination_therapy = exposure.combination;
     if (exposure.combination) e.context = rules_->wording.combination_note;
     for (std::size_t i = 0; i < outcomes.size(); ++i)
-      if (grades[i] > 0) e.rules.push_back(outcomes[i].rule->id);
-    std::string summary;
-    if (best) {
-      const auto& r = *best->rule;
+      if (grades[i] > 0) e.rules.push_back(info.rules[i]->id);
+    e.severity = std::string(rules::to_string(grade > 0 ? severity : rules::Severity::info));
+    e.title = sig.title;
+    e.ctcae = sig.ctcae;
+    if (explain >= 0) {
+      const auto& r = *info.rules[static_cast<std::size_t>(explain)];
       e.rule = r.id;
-      e.severity = std::string(rules::to_string(severity));
       e.title = sig.title + ": " + r.title;
-      e.action = action_for(r, grade);
       e.ctcae = r.ctcae;
       e.references = r.references;
-      if (best->known) e.evidence = evidence(best->looked);
-      summary = rules_->wording.alert_summary;
-    } else {
-      e.severity = "info";
-      e.title = sig.title;
-      e.ctcae = sig.ctcae;
-      summary = event == "retracted" ? rules_->wording.retracted_summary : rules_->wording.resolved_summary;
-      // Say what the newer data shows: the first rule that could judge, as of now.
-      for (const auto& o : outcomes) {
-        if (!o.known) continue;
-        finding = render(o.rule->summary, state.history, t, exposure, *o.rule);
-        break;
-      }
+      e.evidence = evidence(explained.looked);
+      if (grade > 0) e.action = action_for(r, grade);
     }
+    std::string summary = grade > 0 ? rules_->wording.alert_summary
+                          : event == "retracted" ? rules_->wording.retracted_summary
+                                                 : rules_->wording.resolved_summary;
     e.indicator = e.severity;
     summary = replace_all(summary, "{signal_title}", sig.title);
     summary = replace_all(summary, "{grade}", std::to_string(grade));
@@ -355,8 +392,11 @@ std::vector<AlertEvent> Engine::evaluate_signal(const std::string& patient, Pati
     events.push_back(std::move(e));
   }
 
+  for (std::size_t i = 0; i < outcomes.size(); ++i)
+    if (outcomes[i].known && outcomes[i].grade > 0) s.held_ms[i] = t;
   s.grade = grade;
   s.severity = severity;
+  s.best = best;
   s.rule_grades = std::move(grades);
   s.evidence_key = grade > 0 ? key : 0;
   s.summary = grade > 0 ? finding : std::string();

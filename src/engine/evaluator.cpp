@@ -115,16 +115,10 @@ Value Evaluator::sample_function(const rules::Node& n) {
     case NodeKind::paired: {
       const auto* other = history_.series(n.other_index);
       const Sample* anchor = other ? latest(*other, n.other_window_ms) : nullptr;
+      // The newest x (up to the evaluation time) taken within the pair window of the anchor.
       if (anchor && v) {
-        std::int64_t best = std::numeric_limits<std::int64_t>::max();
-        for (const auto& s : *v) {
-          if (!visible(s)) continue;
-          const std::int64_t gap = std::llabs(s.time_ms - anchor->time_ms);
-          if (gap <= rules_.settings.pair_window_ms && gap <= best) {
-            best = gap;
-            found = &s;
-          }
-        }
+        for (auto it = v->rbegin(); it != v->rend() && !found; ++it)
+          if (visible(*it) && std::llabs(it->time_ms - anchor->time_ms) <= rules_.settings.pair_window_ms) found = &*it;
       }
       break;
     }

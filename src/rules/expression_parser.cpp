@@ -442,7 +442,10 @@ class Parser {
     const std::string cname = concept_of(other);
     if (const core::Concept* c = cname.empty() ? nullptr : concepts_.find_concept(cname)) {
       if (auto v = concepts_.to_canonical(*c, lit.number, lit.unit)) {
-        lit.number = *v;
+        // Against a difference (x - y, -x) a literal is an interval: scale it, never shift it
+        // (a rise of 1.8 [degF] is 1 Cel, not -16.8 Cel).
+        const bool interval = other.kind == NodeKind::add || other.kind == NodeKind::subtract || other.kind == NodeKind::negate;
+        lit.number = interval ? *v - *concepts_.to_canonical(*c, 0.0, lit.unit) : *v;
         lit.unit = other.unit;
         return;
       }

@@ -230,7 +230,8 @@ class Loader {
     }
     if (const auto w = root["wording"]) {
       r.check_keys(w, {"alert_summary", "resolved_summary", "retracted_summary", "review_note", "combination_note",
-                       "no_baseline_note"}, "");
+                       "no_baseline_note", "default_value"}, "");
+      rs.wording.default_value = r.string(w, "default_value", "", false);
       rs.wording.alert_summary = r.string(w, "alert_summary", "");
       rs.wording.resolved_summary = r.string(w, "resolved_summary", "");
       rs.wording.retracted_summary = r.string(w, "retracted_summary", "");
@@ -449,7 +450,7 @@ class Loader {
             r.error(gnode, "grade-range", "grade " + std::to_string(grade) + " is out of range (CTCAE grades are 1 to 5)", id);
             continue;
           }
-          if (!seen.insert(grade).second) r.error(gnode, "duplicate-id", "grade " + std::to_string(grade) + " is listed twice", id);
+          if (!seen.insert(grade).second) r.error(gnode, "duplicate-grade", "grade " + std::to_string(grade) + " is listed twice", id);
           const auto when = g["when"];
           if (!when || !when.IsScalar()) {
             r.error(when ? when : g, "wrong-type", "'when' must be a condition", id);
@@ -534,7 +535,8 @@ LoadedRuleSet load_rule_set(const std::string& dir) {
   std::vector<std::string> paths;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    if (entry.is_regular_file() && entry.path().extension() == ".yaml") paths.push_back(entry.path().string());
+    const auto ext = entry.path().extension();
+    if (entry.is_regular_file() && (ext == ".yaml" || ext == ".yml")) paths.push_back(entry.path().string());
   }
   if (ec) {
     return LoadedRuleSet{nullptr, {{dir, 0, 0, Diagnostic::Severity::error, "file", "cannot read the rules folder: " + ec.message(), ""}}};

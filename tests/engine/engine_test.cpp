@@ -171,7 +171,14 @@ TEST_CASE("late data is evaluated as of its own time", "[engine]") {
   Harness h(shipped());
   h.dose("d", "pembrolizumab", 0);
   CHECK(h.obs("t2", "tsh", 3.0, 60, R"(,"unit":"m[IU]/L")") == V{});
-  // An older result arrives afterwards: as of day 30 the latest TSH was 6, so T1 held then.
-  CHECK(h.obs("t1", "tsh", 6.0, 30, R"(,"unit":"m[IU]/L")") == V{"fired:thyroid:1"});
+  // An older result arrives afterwards: as of day 30 the latest TSH was 6, so T1 held then; the
+  // newest data (day 60) shows it no longer holds, so the alert is also closed, as of day 60.
+  CHECK(h.obs("t1", "tsh", 6.0, 30, R"(,"unit":"m[IU]/L")") == V{"fired:thyroid:1", "resolved:thyroid:0"});
   CHECK(h.last()[0].time.utc_ms == kStart + 30 * kDay);
+  CHECK(h.last()[1].time.utc_ms == kStart + 60 * kDay);
+  // A late normal value never lowers a current alert.
+  Harness g(shipped());
+  g.dose("d", "pembrolizumab", 0);
+  CHECK(g.obs("t2", "tsh", 8.0, 60, R"(,"unit":"m[IU]/L")") == V{"fired:thyroid:1"});
+  CHECK(g.obs("t1", "tsh", 2.0, 30, R"(,"unit":"m[IU]/L")") == V{});
 }

@@ -55,6 +55,9 @@ TEST_CASE("conditions compile to typed trees with units resolved at load", "[rul
   CHECK(conv.root.children[1].unit == "ng/dL");
   auto f = ok("latest(temperature) >= 100.4 [degF]");
   CHECK(f.root.children[1].number == Approx(38.0));
+  // Against a difference, a unit with an offset converts as an interval.
+  auto rise = ok("latest(temperature) - baseline(temperature) >= 1.8 [degF]");
+  CHECK(rise.root.children[1].number == Approx(1.0));
 
   auto windowed = ok("latest(tsh, 48h) > 4.5 m[IU]/L");
   CHECK(windowed.root.children[0].window_ms == 48LL * 3600 * 1000);

@@ -45,9 +45,11 @@ class Engine {
   struct SignalState {
     int grade = 0;  // 0: no open alert
     rules::Severity severity = rules::Severity::info;
-    std::vector<int> rule_grades;    // last known grade of each of the signal's rules (0 = did not hold)
-    std::uint64_t evidence_key = 0;  // fingerprint of the values behind the current grade
-    std::string summary;             // the finding last reported
+    int best = -1;                     // the signal's rule that sets the grade
+    std::vector<int> rule_grades;      // last known grade of each of the signal's rules (0 = did not hold)
+    std::vector<std::int64_t> held_ms; // when each rule last held (to explain a carried grade)
+    std::uint64_t evidence_key = 0;    // fingerprint of the values behind the current grade
+    std::string summary;               // the finding last reported
   };
   struct PatientState {
     PatientHistory history;
@@ -56,24 +58,29 @@ class Engine {
   struct SignalInfo {
     const rules::Signal* signal;
     std::vector<const rules::Rule*> rules;
+    std::vector<int> inputs;  // concept indexes its rules read
   };
   struct RuleOutcome {
-    const rules::Rule* rule;
-    bool known;
-    int grade;                   // 0: does not hold (or unknown)
-    std::vector<Looked> looked;  // evidence of the grade that holds
+    bool known = false;
+    int grade = 0;               // 0: does not hold (or unknown)
+    std::vector<Looked> looked;  // what the deciding condition read
   };
+  // How a signal's result may change its alert: normally, or (a late record judged as of its own
+  // time, before the current picture is judged) only by raising it.
+  enum class Mode { normal, raise_only, silent };
 
   PatientState& state_of(const std::string& patient);
   std::vector<AlertEvent> evaluate_signal(const std::string& patient, PatientState& state, std::size_t signal,
                                           std::int64_t t, std::int32_t offset_min, const std::string& trigger,
-                                          int changed_concept, Change change, bool emit);
-  std::vector<RuleOutcome> evaluate_rules(const PatientHistory& history, std::size_t signal, std::int64_t t,
-                                          const Exposure& exposure) const;
+                                          int changed_concept, Change change, Mode mode);
+  RuleOutcome evaluate_rule(const PatientHistory& history, const rules::Rule& rule, std::int64_t t,
+                            const Exposure& exposure) const;
   std::string render(const rules::Template& tmpl, const PatientHistory& history, std::int64_t t,
                      const Exposure& exposure, const rules::Rule& rule) const;
   std::vector<Evidence> evidence(const std::vector<Looked>& looked) const;
   bool reads(const rules::Rule& rule, int concept_index) const;
+  // The newest observation time among the signal's inputs (INT64_MIN when none).
+  std::int64_t newest_input_ms(const PatientHistory& history, std::size_t signal) const;
 
   std::shared_ptr<const rules::RuleSet> rules_;
   std::vector<SignalInfo> signals_;

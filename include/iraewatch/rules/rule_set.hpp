@@ -30,6 +30,7 @@ struct Wording {
   std::string review_note;       // "for clinician review" sentence, on every alert
   std::string combination_note;  // added when combination therapy applies
   std::string no_baseline_note;  // evidence note when a baseline default was used
+  std::string default_value;     // how a summary shows a default, e.g. "{value}, none recorded"
 };
 
 struct Signal {
