@@ -1,7 +1,11 @@
 // Engine and replay benchmark (not a test): records/s through the engine with the shipped rules
 // over many patients, and the wall time of `iraewatch replay` over a large NDJSON file.
 //
-//   engine_bench [--rules DIR] [--patients N] [--records N] [--replay-records N] [--binary PATH]
+//   engine_bench [--rules DIR] [--patients N] [--records N] [--replay-records N] [--abnormal P]
+//                [--binary PATH]
+//
+// --abnormal is the share of values drawn from an abnormal range (default 0.05); the rest are
+// normal. 1.0 gives a stress mix in which about half of all records change an alert.
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,13 +33,14 @@ struct Options {
   int patients = 10'000;
   long records = 1'000'000;
   long replay_records = 1'000'000;
+  double abnormal = 0.05;
 };
 
 // A realistic mix: per patient one ICI dose, then symptoms (stools, pain, cough, dyspnea), vitals
 // (SpO2) and labs (TSH, free T4, calprotectin) over time, some abnormal, in time order.
 class Generator {
  public:
-  explicit Generator(int patients) : patients_(patients) {}
+  Generator(int patients, double abnormal) : patients_(patients), abnormal_(abnormal) {}
 
   std::string line(long i) {
     const int p = static_cast<int>(i % patients_);
@@ -50,16 +55,21 @@ class Generator {
       return buf;
     }
     const int kind = static_cast<int>((step + p) % 8);
+    const bool odd = uniform_(rng_) < abnormal_;
     const double r = uniform_(rng_);
+    // Each value is drawn from a normal range, or (odd) from the whole plausible range.
+    auto pick = [&](double normal_lo, double normal_hi, double lo, double hi) {
+      return odd ? lo + r * (hi - lo) : normal_lo + r * (normal_hi - normal_lo);
+    };
     switch (kind) {
-      case 0: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"stools_per_day","value":%d,"unit":"/d","time":"%s"})", i, patient.c_str(), static_cast<int>(r * 9), time.c_str()); break;
-      case 1: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"abdominal_pain","value":%d,"time":"%s"})", i, patient.c_str(), static_cast<int>(r * 4.4), time.c_str()); break;
-      case 2: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"http://loinc.org|59408-5","value":%d,"unit":"%%","time":"%s"})", i, patient.c_str(), 85 + static_cast<int>(r * 14), time.c_str()); break;
-      case 3: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"cough","value":%d,"time":"%s"})", i, patient.c_str(), static_cast<int>(r * 3.5), time.c_str()); break;
-      case 4: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"http://loinc.org|3016-3","value":%.2f,"unit":"mIU/L","time":"%s"})", i, patient.c_str(), 0.1 + r * 14, time.c_str()); break;
-      case 5: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"http://loinc.org|14920-3","value":%.1f,"unit":"pmol/L","time":"%s"})", i, patient.c_str(), 6 + r * 20, time.c_str()); break;
-      case 6: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"dyspnea","value":%d,"time":"%s"})", i, patient.c_str(), static_cast<int>(r * 3.5), time.c_str()); break;
-      default: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"calprotectin","value":%d,"unit":"ug/g","time":"%s"})", i, patient.c_str(), 20 + static_cast<int>(r * 200), time.c_str()); break;
+      case 0: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"stools_per_day","value":%d,"unit":"/d","time":"%s","baseline":%s})", i, patient.c_str(), static_cast<int>(pick(1, 2.9, 0, 9)), time.c_str(), step < 8 ? "true" : "false"); break;
+      case 1: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"abdominal_pain","value":%d,"time":"%s"})", i, patient.c_str(), static_cast<int>(pick(0, 1.9, 0, 4.4)), time.c_str()); break;
+      case 2: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"http://loinc.org|59408-5","value":%d,"unit":"%%","time":"%s"})", i, patient.c_str(), static_cast<int>(pick(96, 99.9, 85, 99)), time.c_str()); break;
+      case 3: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"cough","value":%d,"time":"%s"})", i, patient.c_str(), static_cast<int>(pick(0, 1.9, 0, 3.5)), time.c_str()); break;
+      case 4: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"http://loinc.org|3016-3","value":%.2f,"unit":"mIU/L","time":"%s"})", i, patient.c_str(), pick(0.5, 4.0, 0.1, 14), time.c_str()); break;
+      case 5: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"http://loinc.org|14920-3","value":%.1f,"unit":"pmol/L","time":"%s"})", i, patient.c_str(), pick(12, 21, 6, 26), time.c_str()); break;
+      case 6: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"dyspnea","value":%d,"time":"%s"})", i, patient.c_str(), static_cast<int>(pick(0, 1.9, 0, 3.5)), time.c_str()); break;
+      default: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"calprotectin","value":%d,"unit":"ug/g","time":"%s"})", i, patient.c_str(), static_cast<int>(pick(20, 100, 20, 220)), time.c_str()); break;
     }
     return buf;
   }
@@ -67,6 +77,7 @@ class Generator {
  private:
   static constexpr std::int64_t kStart = 1767225600000;  // 2026-01-01T00:00:00Z
   int patients_;
+  double abnormal_;
   std::mt19937 rng_{42};
   std::uniform_real_distribution<double> uniform_{0.0, 1.0};
 };
@@ -80,6 +91,7 @@ Options parse(int argc, char** argv) {
     else if (k == "--patients") o.patients = std::stoi(v);
     else if (k == "--records") o.records = std::stol(v);
     else if (k == "--replay-records") o.replay_records = std::stol(v);
+    else if (k == "--abnormal") o.abnormal = std::stod(v);
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       std::exit(2);
@@ -99,12 +111,12 @@ int main(int argc, char** argv) {
   }
 
   // 1. The engine alone: records already parsed (parsing is measured by replay below).
-  std::printf("engine: %ld records over %d patients, %zu shipped rules\n", opt.records, opt.patients,
-              loaded.rules->rules.size());
+  std::printf("engine: %ld records over %d patients, %zu shipped rules, %.0f%% abnormal values\n", opt.records,
+              opt.patients, loaded.rules->rules.size(), opt.abnormal * 100);
   std::vector<core::Record> records;
   records.reserve(static_cast<std::size_t>(opt.records));
   {
-    Generator gen(opt.patients);
+    Generator gen(opt.patients, opt.abnormal);
     ingest::NdjsonParser parser(loaded.rules->concepts);
     for (long i = 0; i < opt.records; ++i) records.push_back(*parser.parse(gen.line(i), core::Provenance{"bench", "", 0}));
   }
@@ -121,7 +133,7 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(dir);
   const std::string file = (dir / "records.ndjson").string();
   {
-    Generator gen(opt.patients);
+    Generator gen(opt.patients, opt.abnormal);
     std::ofstream out(file);
     for (long i = 0; i < opt.replay_records; ++i) out << gen.line(i) << '\n';
   }
@@ -137,7 +149,7 @@ int main(int argc, char** argv) {
   std::printf("  %.2f s (%.0f records/s), exit %d; %s\n", replay_s, static_cast<double>(opt.replay_records) / replay_s,
               WEXITSTATUS(rc), first.c_str());
   std::filesystem::remove_all(dir);
-  std::printf("{\"engine_records_per_s\":%.0f,\"engine_events\":%zu,\"replay_records\":%ld,\"replay_seconds\":%.2f}\n",
-              engine_rate, events, opt.replay_records, replay_s);
+  std::printf("{\"abnormal\":%.2f,\"engine_records_per_s\":%.0f,\"engine_events\":%zu,\"replay_records\":%ld,\"replay_seconds\":%.2f}\n",
+              opt.abnormal, engine_rate, events, opt.replay_records, replay_s);
   return rc == 0 ? 0 : 1;
 }

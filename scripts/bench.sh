@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-"$(dirname "$0")/install-deps.sh" || exit
-# Builds iraewatch in Release (build-release/, tests off) and runs the ingest benchmark against it:
-# throughput over pipelining connections, then ack latency at fixed offered rates. Extra arguments
-# go to the benchmark, e.g. `scripts/bench.sh --sync normal` or `--records 50000 --rate 2000`.
-# Exit status: the benchmark's (1 when any reply, count or shutdown was wrong; 2 on setup errors).
+# Builds iraewatch in Release (build-release/, tests off) and runs a benchmark:
+#   scripts/bench.sh [ingest] [ARGS...]   NDJSON ingest over TCP into the durable store: throughput
+#                                         over pipelining connections, then ack latency at fixed
+#                                         offered rates (e.g. --sync normal, --rate 2000)
+#   scripts/bench.sh engine [ARGS...]     the engine in-process with the shipped rules over 10,000
+#                                         patients, then `iraewatch replay` of 1,000,000 records
+#                                         (e.g. --abnormal 1.0 for the stress mix)
+# Exit status: the benchmark's (1 when a check failed; 2 on setup errors).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
+"$root/scripts/install-deps.sh"
 build="$root/build-release"
+which="ingest"
+if [ "${1:-}" = "ingest" ] || [ "${1:-}" = "engine" ]; then
+  which="$1"
+  shift
+fi
 
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DIRAEWATCH_TESTS=OFF -DIRAEWATCH_BENCH=ON >/dev/null
-cmake --build "$build" -j2 --target iraewatch ingest_bench
+cmake --build "$build" -j2 --target iraewatch "${which}_bench"
 
-exec "$build/bench/ingest_bench" --binary "$build/src/iraewatch" "$@"
+exec "$build/bench/${which}_bench" --binary "$build/src/iraewatch" "$@"

@@ -1,45 +1,164 @@
 #include "iraewatch/alert/alert_json.hpp"
 
-#include <nlohmann/json.hpp>
+#include <charconv>
+#include <cstdio>
 
 namespace iraewatch::alert {
+namespace {
+
+// A small JSON writer: alert lines are written on the hot path (replay writes hundreds of
+// thousands), so they are appended to one string rather than built as a document tree.
+class JsonWriter {
+ public:
+  explicit JsonWriter(std::string& out) : out_(out) {}
+
+  void begin_object() { open('{'); }
+  void end_object() { close('}'); }
+  void begin_array(std::string_view key) {
+    this->key(key);
+    open('[');
+  }
+  void end_array() { close(']'); }
+
+  void key(std::string_view k) {
+    comma();
+    string_value(k);
+    out_ += ':';
+    after_key_ = true;
+  }
+  void field(std::string_view k, std::string_view v) {
+    key(k);
+    value(v);
+  }
+  void field(std::string_view k, const char* v) { field(k, std::string_view(v)); }
+  void field(std::string_view k, const std::string& v) { field(k, std::string_view(v)); }
+  void field(std::string_view k, int v) {
+    key(k);
+    comma();
+    out_ += std::to_string(v);
+  }
+  void field(std::string_view k, double v) {
+    key(k);
+    comma();
+    char buf[32];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    out_.append(buf, ec == std::errc() ? end : buf);
+  }
+  void field(std::string_view k, bool v) {
+    key(k);
+    comma();
+    out_ += v ? "true" : "false";
+  }
+  void value(std::string_view v) {
+    comma();
+    string_value(v);
+  }
+  void strings(std::string_view k, const std::vector<std::string>& items) {
+    begin_array(k);
+    for (const auto& s : items) value(s);
+    end_array();
+  }
+
+ private:
+  void open(char c) {
+    comma();
+    out_ += c;
+    first_ = true;
+  }
+  void close(char c) {
+    out_ += c;
+    first_ = false;
+  }
+  void comma() {
+    if (after_key_) {
+      after_key_ = false;
+      return;
+    }
+    if (!first_) out_ += ',';
+    first_ = false;
+  }
+  void string_value(std::string_view s) {
+    out_ += '"';
+    // Copy runs that need no escaping in one go.
+    std::size_t run = 0;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      const auto c = static_cast<unsigned char>(s[i]);
+      if (c >= 0x20 && c != '"' && c != '\\') continue;
+      out_.append(s.data() + run, i - run);
+      run = i + 1;
+      switch (c) {
+        case '"': out_ += "\\\""; break;
+        case '\\': out_ += "\\\\"; break;
+        case '\n': out_ += "\\n"; break;
+        case '\r': out_ += "\\r"; break;
+        case '\t': out_ += "\\t"; break;
+        default:
+          if (c < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out_ += buf;
+          }
+      }
+    }
+    out_.append(s.data() + run, s.size() - run);  // UTF-8 passes through as it came
+    out_ += '"';
+  }
+
+  std::string& out_;
+  bool first_ = true;
+  bool after_key_ = false;
+};
+
+}  // namespace
 
 std::string to_json_line(const engine::AlertEvent& e) {
-  nlohmann::ordered_json evidence = nlohmann::ordered_json::array();
+  std::string out;
+  out.reserve(2048);
+  JsonWriter w(out);
+  w.begin_object();
+  w.field("event", e.event);
+  w.field("patient", e.patient);
+  w.field("signal", e.signal);
+  w.field("grade", e.grade);
+  w.field("previous_grade", e.previous_grade);
+  w.field("severity", e.severity);
+  w.field("indicator", e.indicator);
+  w.field("rule", e.rule);
+  w.strings("rules", e.rules);
+  w.field("title", e.title);
+  w.field("summary", e.summary);
+  w.field("detail", e.review_note);
+  w.field("action", e.action);
+  w.strings("ctcae", e.ctcae);
+  w.begin_array("evidence");
   for (const auto& ev : e.evidence) {
-    nlohmann::ordered_json item = {{"concept", ev.concept_name}, {"display", ev.display}, {"role", ev.role},
-                                   {"value", ev.value}, {"unit", ev.unit}, {"baseline", ev.from_baseline}};
+    w.begin_object();
+    w.field("concept", ev.concept_name);
+    w.field("display", ev.display);
+    w.field("role", ev.role);
+    w.field("value", ev.value);
+    w.field("unit", ev.unit);
+    w.field("baseline", ev.from_baseline);
     if (!ev.record_id.empty()) {
-      item["time"] = core::format_rfc3339(ev.time);
-      item["record"] = ev.record_id;
+      w.field("time", core::format_rfc3339(ev.time));
+      w.field("record", ev.record_id);
     }
-    if (!ev.note.empty()) item["note"] = ev.note;
-    evidence.push_back(std::move(item));
+    if (!ev.note.empty()) w.field("note", ev.note);
+    w.end_object();
   }
-  nlohmann::ordered_json j = {
-      {"event", e.event},
-      {"patient", e.patient},
-      {"signal", e.signal},
-      {"grade", e.grade},
-      {"previous_grade", e.previous_grade},
-      {"severity", e.severity},
-      {"indicator", e.indicator},
-      {"rule", e.rule},
-      {"rules", e.rules},
-      {"title", e.title},
-      {"summary", e.summary},
-      {"detail", e.review_note},
-      {"action", e.action},
-      {"ctcae", e.ctcae},
-      {"evidence", std::move(evidence)},
-      {"combination_therapy", e.combination_therapy},
-      {"context", e.context},
-      {"source", {{"label", "iraewatch " + e.ruleset_version}, {"references", e.references}}},
-      {"time", core::format_rfc3339(e.time)},
-      {"trigger", e.trigger},
-      {"ruleset_version", e.ruleset_version},
-  };
-  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  w.end_array();
+  w.field("combination_therapy", e.combination_therapy);
+  w.field("context", e.context);
+  w.key("source");
+  w.begin_object();
+  w.field("label", "iraewatch " + e.ruleset_version);
+  w.strings("references", e.references);
+  w.end_object();
+  w.field("time", core::format_rfc3339(e.time));
+  w.field("trigger", e.trigger);
+  w.field("ruleset_version", e.ruleset_version);
+  w.end_object();
+  return out;
 }
 
 }  // namespace iraewatch::alert

@@ -19,7 +19,11 @@ class RecordLedger {
   std::optional<Change> admit(const core::Record& record);
 
  private:
-  std::unordered_map<std::string, std::vector<std::uint64_t>> hashes_;  // "kind|feed|id" -> every version's hash
+  struct Versions {
+    std::uint64_t first = 0;            // the first version's content hash
+    std::vector<std::uint64_t> later;   // later versions' (most records have none)
+  };
+  std::unordered_map<std::string, Versions> versions_;  // "kind|feed|id"
 };
 
 }  // namespace iraewatch::engine
