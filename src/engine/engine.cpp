@@ -125,6 +125,7 @@ Engine::PatientState& Engine::state_of(const std::string& patient) {
     for (std::size_t i = 0; i < signals_.size(); ++i) {
       it->second.signals[i].rule_grades.assign(signals_[i].rules.size(), 0);
       it->second.signals[i].held_ms.assign(signals_[i].rules.size(), 0);
+      it->second.signals[i].basis.resize(signals_[i].rules.size());
     }
   }
   return it->second;
@@ -165,6 +166,27 @@ std::int64_t Engine::newest_input_ms(const PatientHistory& history, std::size_t 
   return newest;
 }
 
+// True when every value a rule last held on has a newer value (up to t): the rule is unknown
+// now for another reason (e.g. one of an "or" never reported), and its old grade rests on
+// nothing current. Silence alone (no newer data) never counts.
+bool Engine::superseded(const PatientHistory& history, const std::vector<std::pair<int, std::int64_t>>& basis,
+                        std::int64_t t) {
+  if (basis.empty()) return false;
+  for (const auto& [c, time] : basis) {
+    const auto* v = history.series(c);
+    bool newer = false;
+    if (v) {
+      for (auto it = v->rbegin(); it != v->rend(); ++it) {
+        if (it->time_ms > t) continue;
+        newer = it->time_ms > time;
+        break;
+      }
+    }
+    if (!newer) return false;
+  }
+  return true;
+}
+
 std::vector<AlertEvent> Engine::process(const core::Record& record, Change change) {
   auto& state = state_of(core::record_patient(record));
   std::vector<AlertEvent> events;
@@ -199,11 +221,24 @@ std::vector<AlertEvent> Engine::process(const core::Record& record, Change chang
   }
   const auto& m = std::get<core::MedicationAdministration>(record);
   if (!state.history.apply(m, replaces)) return events;
-  // A dose changes the exposure picture of everything after it: each signal is judged as of its
-  // newest data (or the dose, when that is later).
+  // A dose changes the exposure picture of everything after it. A dose that arrives after data
+  // taken since it is judged as that data would have been had the dose arrived first: as of each
+  // such observation (raising only), then as of the newest.
+  const int changed = replaces ? kExposureChanged : -1;
   for (std::size_t s = 0; s < signals_.size(); ++s) {
-    const std::int64_t t = std::max(m.time.utc_ms, newest_input_ms(state.history, s));
-    append(evaluate_signal(m.patient, state, s, t, m.time.offset_min, trigger, replaces ? kExposureChanged : -1,
+    const std::int64_t newest = newest_input_ms(state.history, s);
+    if (newest > m.time.utc_ms) {
+      std::vector<std::int64_t> times;
+      for (const int c : signals_[s].inputs)
+        if (const auto* v = state.history.series(c))
+          for (const auto& sample : *v)
+            if (sample.time_ms >= m.time.utc_ms && sample.time_ms < newest) times.push_back(sample.time_ms);
+      std::sort(times.begin(), times.end());
+      times.erase(std::unique(times.begin(), times.end()), times.end());
+      for (const auto t : times)
+        append(evaluate_signal(m.patient, state, s, t, m.time.offset_min, trigger, changed, change, Mode::raise_only));
+    }
+    append(evaluate_signal(m.patient, state, s, std::max(m.time.utc_ms, newest), m.time.offset_min, trigger, changed,
                            change, Mode::normal));
   }
   return events;
@@ -231,7 +266,10 @@ Engine::RuleOutcome Engine::evaluate_rule(const PatientHistory& history, const r
   o.known = o.grade > 0 || !unknown;
   // Off treatment (or past the exposure window) a rule may still show that a signal no longer
   // holds, but it never raises one.
-  if (rule.require_ici_exposure && !exposure.on_ici && o.grade > 0) o = RuleOutcome{};
+  if (rule.require_ici_exposure && !exposure.on_ici && o.grade > 0) {
+    o = RuleOutcome{};
+    o.gated = true;
+  }
   return o;
 }
 
@@ -305,7 +343,8 @@ std::vector<AlertEvent> Engine::evaluate_signal(const std::string& patient, Pati
     const auto& o = outcomes[i];
     int g = o.grade;
     if (!o.known) {
-      const bool invalidated = change == Change::new_version && reads(*info.rules[i], changed_concept);
+      const bool invalidated = (change == Change::new_version && reads(*info.rules[i], changed_concept)) ||
+                               (!o.gated && superseded(state.history, s.basis[i], t));
       g = invalidated ? 0 : s.rule_grades[i];
     }
     grades[i] = g;
@@ -392,8 +431,18 @@ std::vector<AlertEvent> Engine::evaluate_signal(const std::string& patient, Pati
     events.push_back(std::move(e));
   }
 
-  for (std::size_t i = 0; i < outcomes.size(); ++i)
-    if (outcomes[i].known && outcomes[i].grade > 0) s.held_ms[i] = t;
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    if (!outcomes[i].known) continue;
+    if (outcomes[i].grade > 0) {
+      s.held_ms[i] = t;
+      s.basis[i].clear();
+      for (const auto& l : outcomes[i].looked)  // baselines are references, not what a rule holds on
+        if (l.sample && l.node->kind != rules::NodeKind::baseline)
+          s.basis[i].emplace_back(l.node->concept_index, l.sample->time_ms);
+    } else {
+      s.basis[i].clear();
+    }
+  }
   s.grade = grade;
   s.severity = severity;
   s.best = best;

@@ -48,6 +48,9 @@ class Engine {
     int best = -1;                     // the signal's rule that sets the grade
     std::vector<int> rule_grades;      // last known grade of each of the signal's rules (0 = did not hold)
     std::vector<std::int64_t> held_ms; // when each rule last held (to explain a carried grade)
+    // What each rule's last holding rested on: (concept index, sample time) pairs. A rule that
+    // cannot judge keeps its grade only while none of these has been superseded by newer data.
+    std::vector<std::vector<std::pair<int, std::int64_t>>> basis;
     std::uint64_t evidence_key = 0;    // fingerprint of the values behind the current grade
     std::string summary;               // the finding last reported
   };
@@ -63,6 +66,7 @@ class Engine {
   struct RuleOutcome {
     bool known = false;
     int grade = 0;               // 0: does not hold (or unknown)
+    bool gated = false;          // it would hold, but the patient is not on an ICI at this time
     std::vector<Looked> looked;  // what the deciding condition read
   };
   // How a signal's result may change its alert: normally, or (a late record judged as of its own
@@ -81,6 +85,8 @@ class Engine {
   bool reads(const rules::Rule& rule, int concept_index) const;
   // The newest observation time among the signal's inputs (INT64_MIN when none).
   std::int64_t newest_input_ms(const PatientHistory& history, std::size_t signal) const;
+  static bool superseded(const PatientHistory& history, const std::vector<std::pair<int, std::int64_t>>& basis,
+                         std::int64_t t);
 
   std::shared_ptr<const rules::RuleSet> rules_;
   std::vector<SignalInfo> signals_;
