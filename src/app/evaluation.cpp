@@ -21,6 +21,40 @@ core::Result<std::unique_ptr<Evaluation>> Evaluation::start(std::shared_ptr<cons
   return ev;
 }
 
+void Evaluation::start_worker() {
+  worker_ = std::thread([this] {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      auto [items, result] = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      on_committed(items, result);
+      lock.lock();
+    }
+  });
+}
+
+void Evaluation::enqueue(std::vector<store::WriteItem> items, store::WriteResult result) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.emplace_back(std::move(items), std::move(result));
+  }
+  wake_.notify_one();
+}
+
+void Evaluation::stop_worker() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (worker_.joinable()) worker_.join();
+}
+
+Evaluation::~Evaluation() { stop_worker(); }
+
 std::size_t Evaluation::on_committed(const std::vector<store::WriteItem>& items, const store::WriteResult& result) {
   if (!result) return 0;
   std::vector<engine::AlertEvent> events;
@@ -36,7 +70,7 @@ std::size_t Evaluation::on_committed(const std::vector<store::WriteItem>& items,
     spdlog::error("{} alert events could not be written: {}", events.size(), ok.error().message);
     return 0;
   }
-  for (const auto& e : events) spdlog::info("alert {} {} grade {} ({})", e.event, e.signal, e.grade, e.rule);
+  for (const auto& e : events) spdlog::debug("alert {} {} grade {} ({})", e.event, e.signal, e.grade, e.rule);
   events_written_ += events.size();
   return events.size();
 }

@@ -14,6 +14,7 @@
 #include "iraewatch/app/logging.hpp"
 #include "iraewatch/net/line_client.hpp"
 #include "iraewatch/net/line_server.hpp"
+#include "iraewatch/store/checkpointer.hpp"
 #include "iraewatch/store/writer.hpp"
 
 namespace iraewatch::app {
@@ -51,11 +52,18 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
   const std::string rules_dir = effective_rules_dir(config);
   auto rule_set = load_rules_or_report(config);
   if (!rule_set) return 2;
-  auto store = store::Store::open(config.data_dir, {config.synchronous_full, 5000});
+  // The writer's connection never checkpoints inside a commit; the checkpointer's does it aside.
+  auto store = store::Store::open(config.data_dir, {config.synchronous_full, 5000, true, false});
   if (!store) {
     spdlog::critical("cannot open the store: {}", store.error().message);
     return 2;
   }
+  auto checkpoint_store = store::Store::open(config.data_dir, {config.synchronous_full, 5000});
+  if (!checkpoint_store) {
+    spdlog::critical("cannot open the store: {}", checkpoint_store.error().message);
+    return 2;
+  }
+  store::Checkpointer checkpointer(std::move(*checkpoint_store), std::chrono::milliseconds(1000));
   auto evaluation = Evaluation::start(rule_set, **store, alert_log_path(config));
   if (!evaluation) {
     spdlog::critical("{}", evaluation.error().message);
@@ -92,8 +100,8 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
       totals.rejected += counts.rejected;
       totals.failed += counts.failed;
       reply(std::move(replies));
-      // After the acknowledgement: evaluation never delays a sender.
-      (*evaluation)->on_committed(committed, result);
+      // After the acknowledgement, on the evaluation thread: it never delays a sender.
+      (*evaluation)->enqueue(std::move(committed), std::move(result));
     });
   };
 
@@ -125,8 +133,10 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
     return 2;
   }
 
+  (*evaluation)->start_worker();
   io.run();
   writer.stop();
+  (*evaluation)->stop_worker();
   spdlog::info("stopped: {} records stored, {} duplicates, {} lines rejected, {} not stored (store errors); {} alert events",
                totals.stored, totals.duplicates, totals.rejected, totals.failed, (*evaluation)->events_written());
   spdlog::shutdown();

@@ -99,6 +99,7 @@ core::Result<std::unique_ptr<Store>> Store::open(const std::string& data_dir, St
   if (setup) setup = exec(db, options.synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
   if (setup) setup = exec(db, "PRAGMA foreign_keys = ON");
   if (setup) setup = exec(db, "PRAGMA cache_size = -65536");  // 64 MiB: keeps the indexes hot
+  if (setup && !options.auto_checkpoint) setup = exec(db, "PRAGMA wal_autocheckpoint = 0");
   if (setup) {
     auto migrated = migrate(db);
     if (!migrated) setup = std::unexpected(migrated.error());
@@ -117,6 +118,8 @@ Store::~Store() {
   stmts_.reset();  // statements must be finalized before the connection closes
   sqlite3_close(db_);
 }
+
+core::Result<void> Store::checkpoint() { return exec(db_, "PRAGMA wal_checkpoint(PASSIVE)"); }
 
 int Store::schema_version() {
   Statement s(db_, "PRAGMA user_version");

@@ -43,6 +43,8 @@ struct StoreOptions {
   bool synchronous_full = true;  // fsync every commit (synchronous=FULL); NORMAL otherwise
   int busy_timeout_ms = 5000;
   bool create = true;  // false: an absent database is an error (for read-only tools)
+  // false: this connection never checkpoints the WAL inside a commit; a Checkpointer must.
+  bool auto_checkpoint = true;
 };
 
 // One stored version of an observation, as read back (for tests, tools and the engine's warm-up).
@@ -94,6 +96,9 @@ class Store {
 
   // begin + apply each + commit, rolling back on failure.
   core::Result<std::vector<WriteOutcome>> write_batch(std::span<const WriteItem> items);
+
+  // Copies committed WAL pages into the database without blocking writers (PASSIVE).
+  core::Result<void> checkpoint();
 
   // Reads.
   int schema_version();
