@@ -13,8 +13,6 @@ namespace {
 
 constexpr std::size_t kMaxSummaryBytes = 139;
 
-// changed_concept for a medication's new version: the exposure picture itself changed.
-constexpr int kExposureChanged = -2;
 
 std::string format_number(double v) {
   char buf[32];
@@ -97,11 +95,8 @@ Engine::Engine(std::shared_ptr<const rules::RuleSet> rules) : rules_(std::move(r
     if (!rule.enabled) continue;
     const std::size_t sig = signal_index.at(rule.signal);
     signals_[sig].rules.push_back(&rule);
-    auto& inputs = rule_inputs_[&rule];
-    inputs.assign(signals_of_concept_.size(), false);
     for (const auto& name : rule.inputs) {
       const auto index = rules_->concepts.index_of(*rules_->concepts.find_concept(name));
-      inputs[index] = true;
       auto& sigs = signals_of_concept_[index];
       if (std::find(sigs.begin(), sigs.end(), sig) == sigs.end()) sigs.push_back(sig);
       auto& sig_inputs = signals_[sig].inputs;
@@ -109,13 +104,6 @@ Engine::Engine(std::shared_ptr<const rules::RuleSet> rules) : rules_(std::move(r
         sig_inputs.push_back(static_cast<int>(index));
     }
   }
-}
-
-bool Engine::reads(const rules::Rule& rule, int concept_index) const {
-  if (concept_index == kExposureChanged) return true;  // every rule depends on exposure
-  if (concept_index < 0) return false;
-  const auto& inputs = rule_inputs_.at(&rule);
-  return inputs[static_cast<std::size_t>(concept_index)];
 }
 
 Engine::PatientState& Engine::state_of(const std::string& patient) {
@@ -155,7 +143,7 @@ void Engine::settle() {
     std::int64_t t = state.history.latest_observation_ms();
     if (!state.history.doses().empty()) t = std::max(t, state.history.doses().back().time_ms);
     for (std::size_t s = 0; s < signals_.size(); ++s)
-      evaluate_signal(patient, state, s, std::max(newest_input_ms(state.history, s), t), 0, "", -1, Change::added, Mode::silent);
+      evaluate_signal(patient, state, s, std::max(newest_input_ms(state.history, s), t), 0, "", nullptr, Change::added, Mode::silent);
   }
 }
 
@@ -206,15 +194,17 @@ std::vector<AlertEvent> Engine::process(const core::Record& record, Change chang
         if (std::none_of(todo.begin(), todo.end(), [&](const auto& p) { return p.first == sig; })) todo.emplace_back(sig, changed);
     }
     const std::int64_t t = o->time.utc_ms;
+    const Withdrawn withdrawn{applied.removed_from, applied.removed_time, false};
+    const Withdrawn* w = applied.removed_from >= 0 ? &withdrawn : nullptr;
     for (const auto& [sig, changed] : todo) {
       // Late data is judged as of its own time, where it may raise an alert; the alert's state
       // then follows the newest data, so a past view never lowers or closes a current alert.
       const std::int64_t now = newest_input_ms(state.history, sig);
       if (now > t) {
-        append(evaluate_signal(o->patient, state, sig, t, o->time.offset_min, trigger, changed, change, Mode::raise_only));
-        append(evaluate_signal(o->patient, state, sig, now, o->time.offset_min, trigger, changed, change, Mode::normal));
+        append(evaluate_signal(o->patient, state, sig, t, o->time.offset_min, trigger, w, change, Mode::raise_only));
+        append(evaluate_signal(o->patient, state, sig, now, o->time.offset_min, trigger, w, change, Mode::normal));
       } else {
-        append(evaluate_signal(o->patient, state, sig, t, o->time.offset_min, trigger, changed, change, Mode::normal));
+        append(evaluate_signal(o->patient, state, sig, t, o->time.offset_min, trigger, w, change, Mode::normal));
       }
     }
     return events;
@@ -224,7 +214,8 @@ std::vector<AlertEvent> Engine::process(const core::Record& record, Change chang
   // A dose changes the exposure picture of everything after it. A dose that arrives after data
   // taken since it is judged as that data would have been had the dose arrived first: as of each
   // such observation (raising only), then as of the newest.
-  const int changed = replaces ? kExposureChanged : -1;
+  const Withdrawn exposure_changed{-1, 0, true};
+  const Withdrawn* changed = replaces ? &exposure_changed : nullptr;
   for (std::size_t s = 0; s < signals_.size(); ++s) {
     const std::int64_t newest = newest_input_ms(state.history, s);
     if (newest > m.time.utc_ms) {
@@ -310,7 +301,7 @@ std::string Engine::render(const rules::Template& tmpl, const PatientHistory& hi
     }
     const Value v = ev.eval(part.expr->root);
     switch (v.kind) {
-      case Value::Kind::unknown: out += "n/a"; break;
+      case Value::Kind::unknown: out += rules_->wording.unknown_value.empty() ? "n/a" : rules_->wording.unknown_value; break;
       case Value::Kind::boolean: out += v.truth ? "yes" : "no"; break;
       case Value::Kind::duration: out += format_duration(v.number); break;
       case Value::Kind::number:
@@ -325,7 +316,7 @@ std::string Engine::render(const rules::Template& tmpl, const PatientHistory& hi
 
 std::vector<AlertEvent> Engine::evaluate_signal(const std::string& patient, PatientState& state, std::size_t signal,
                                                 std::int64_t t, std::int32_t offset_min, const std::string& trigger,
-                                                int changed_concept, Change change, Mode mode) {
+                                                const Withdrawn* withdrawn, Change change, Mode mode) {
   const SignalInfo& info = signals_[signal];
   const Exposure exposure = exposure_at(state.history, rules_->settings, t);
   std::vector<RuleOutcome> outcomes;
@@ -343,9 +334,21 @@ std::vector<AlertEvent> Engine::evaluate_signal(const std::string& patient, Pati
     const auto& o = outcomes[i];
     int g = o.grade;
     if (!o.known) {
-      const bool invalidated = (change == Change::new_version && reads(*info.rules[i], changed_concept)) ||
-                               (!o.gated && superseded(state.history, s.basis[i], t));
-      g = invalidated ? 0 : s.rule_grades[i];
+      const auto& basis = s.basis[i];
+      const bool basis_withdrawn =
+          withdrawn && (withdrawn->exposure || std::find(basis.begin(), basis.end(),
+                                                         std::pair{withdrawn->concept_index, withdrawn->time}) != basis.end());
+      if (!o.gated && superseded(state.history, basis, t)) {
+        g = 0;
+      } else if (basis_withdrawn && s.rule_grades[i] > 0) {
+        // What the rule held on was corrected or withdrawn: judge it again as of when it held.
+        const std::int64_t then = s.held_ms[i];
+        const RuleOutcome again = evaluate_rule(state.history, *info.rules[i], then,
+                                                exposure_at(state.history, rules_->settings, then));
+        g = again.known ? again.grade : 0;
+      } else {
+        g = s.rule_grades[i];
+      }
     }
     grades[i] = g;
     if (g == 0) continue;

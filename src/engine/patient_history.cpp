@@ -24,6 +24,7 @@ PatientHistory::Applied PatientHistory::apply(const core::Observation& o, int co
       auto& v = series_[c];
       auto it = std::find_if(v.begin(), v.end(), [&](const Sample& s) { return s.record_id == key; });
       if (it != v.end()) {
+        applied.removed_time = it->time_ms;
         v.erase(it);
         applied.removed_from = static_cast<int>(c);
       }

@@ -230,7 +230,8 @@ class Loader {
     }
     if (const auto w = root["wording"]) {
       r.check_keys(w, {"alert_summary", "resolved_summary", "retracted_summary", "review_note", "combination_note",
-                       "no_baseline_note", "default_value"}, "");
+                       "no_baseline_note", "default_value", "unknown_value"}, "");
+      rs.wording.unknown_value = r.string(w, "unknown_value", "", false);
       rs.wording.default_value = r.string(w, "default_value", "", false);
       rs.wording.alert_summary = r.string(w, "alert_summary", "");
       rs.wording.resolved_summary = r.string(w, "resolved_summary", "");

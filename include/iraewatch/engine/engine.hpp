@@ -72,17 +72,22 @@ class Engine {
   // How a signal's result may change its alert: normally, or (a late record judged as of its own
   // time, before the current picture is judged) only by raising it.
   enum class Mode { normal, raise_only, silent };
+  // What a new version took away: the earlier version's sample, or (a dose) the exposure picture.
+  struct Withdrawn {
+    int concept_index = -1;
+    std::int64_t time = 0;
+    bool exposure = false;
+  };
 
   PatientState& state_of(const std::string& patient);
   std::vector<AlertEvent> evaluate_signal(const std::string& patient, PatientState& state, std::size_t signal,
                                           std::int64_t t, std::int32_t offset_min, const std::string& trigger,
-                                          int changed_concept, Change change, Mode mode);
+                                          const Withdrawn* withdrawn, Change change, Mode mode);
   RuleOutcome evaluate_rule(const PatientHistory& history, const rules::Rule& rule, std::int64_t t,
                             const Exposure& exposure) const;
   std::string render(const rules::Template& tmpl, const PatientHistory& history, std::int64_t t,
                      const Exposure& exposure, const rules::Rule& rule) const;
   std::vector<Evidence> evidence(const std::vector<Looked>& looked) const;
-  bool reads(const rules::Rule& rule, int concept_index) const;
   // The newest observation time among the signal's inputs (INT64_MIN when none).
   std::int64_t newest_input_ms(const PatientHistory& history, std::size_t signal) const;
   static bool superseded(const PatientHistory& history, const std::vector<std::pair<int, std::int64_t>>& basis,
@@ -91,7 +96,6 @@ class Engine {
   std::shared_ptr<const rules::RuleSet> rules_;
   std::vector<SignalInfo> signals_;
   std::vector<std::vector<std::size_t>> signals_of_concept_;  // by concept index
-  std::unordered_map<const rules::Rule*, std::vector<bool>> rule_inputs_;  // by concept index
   std::unordered_map<std::string, PatientState> patients_;
 };
 

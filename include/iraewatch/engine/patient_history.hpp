@@ -33,6 +33,7 @@ class PatientHistory {
   // Which series an observation changed: the one an earlier version left, the one it joined.
   struct Applied {
     int removed_from = -1;
+    std::int64_t removed_time = 0;  // the event time of the version that was removed
     int added_to = -1;
   };
 

@@ -31,6 +31,7 @@ struct Wording {
   std::string combination_note;  // added when combination therapy applies
   std::string no_baseline_note;  // evidence note when a baseline default was used
   std::string default_value;     // how a summary shows a default, e.g. "{value}, none recorded"
+  std::string unknown_value;     // how a summary shows missing or stale data, e.g. "not reported"
 };
 
 struct Signal {
