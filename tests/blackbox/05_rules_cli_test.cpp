@@ -66,7 +66,7 @@ TEST_CASE("05 replay prints one JSON event per line with the contract's fields",
   auto r = run_binary({"replay", kExamples});
   CHECK(r.exit_code == 0);
   const auto events = lines_of(r.out);
-  REQUIRE(events.size() == 6);
+  REQUIRE(events.size() == 5);
   for (const auto& e : events) {
     for (const char* field : {"\"event\":", "\"patient\":", "\"signal\":", "\"grade\":", "\"severity\":", "\"rule\":",
                               "\"title\":", "\"summary\":", "\"action\":", "\"evidence\":", "\"time\":", "\"ruleset_version\":"}) {
@@ -84,7 +84,7 @@ TEST_CASE("05 replay prints one JSON event per line with the contract's fields",
   testing::write_file(tmp.file("mixed.ndjson"), testing::read_file(kExamples) + "garbage\n");
   auto mixed = run_binary({"replay", tmp.file("mixed.ndjson")});
   CHECK(mixed.exit_code == 1);
-  CHECK(lines_of(mixed.out).size() == 6);
+  CHECK(lines_of(mixed.out).size() == 5);
   CHECK_THAT(mixed.err, Catch::Contains("mixed.ndjson:21: error: not valid JSON"));
 }
 
@@ -101,8 +101,8 @@ TEST_CASE("05 the daemon appends alert events for committed records, and never t
     testing::Daemon daemon(data);
     auto sent = run_binary({"send", "--to", "127.0.0.1:" + std::to_string(daemon.port()), kExamples});
     CHECK(sent.exit_code == 0);
-    const auto events = wait_for_lines(6);
-    REQUIRE(events.size() == 6);
+    const auto events = wait_for_lines(5);
+    REQUIRE(events.size() == 5);
     CHECK_THAT(events[2], Catch::Contains(R"x("summary":"Possible immune-related colitis, suspected CTCAE grade 2: 6 stools/day (baseline 1)")x"));
   }
   // After a restart the engine is warmed from the store (19 current records: one line corrected
@@ -112,5 +112,5 @@ TEST_CASE("05 the daemon appends alert events for committed records, and never t
   auto again = run_binary({"send", "--to", "127.0.0.1:" + std::to_string(daemon.port()), kExamples});
   CHECK_THAT(again.out, Catch::Contains("20 acknowledged (20 duplicates)"));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  CHECK(lines_of(testing::read_file(log)).size() == 6);
+  CHECK(lines_of(testing::read_file(log)).size() == 5);
 }
