@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on embedded defaults: installs what is missing, builds, starts the daemon with the
 # bundled rules and a SQLite store in ./data, feeds it the example data over TCP, shows what it
-# ingested, and stops it cleanly.
+# ingested and the alerts it raised, and stops it cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -25,11 +25,13 @@ endpoint=$(sed -E 's/.*"ndjson":"([^"]+)".*/\1/' "$ready")
 
 echo "== sending examples/records.ndjson to the daemon at $endpoint"
 "$bin" send --to "$endpoint" --print examples/records.ndjson
-echo
-echo "== what the store holds"
-"$bin" --data-dir "$data_dir" summary
+# Stopping drains: every acknowledged record is committed and evaluated before the daemon exits.
 kill -TERM $daemon
 wait $daemon
 trap - EXIT
 echo
+echo "== what the store holds, and the alerts raised (for clinician review)"
+"$bin" --data-dir "$data_dir" summary
+echo
+echo "Full alert events (JSON lines): $data_dir/alerts.jsonl"
 echo "The daemon stopped cleanly. Run it yourself with: $bin --data-dir $data_dir serve"

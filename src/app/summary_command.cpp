@@ -1,6 +1,11 @@
 // `iraewatch summary`: what the store holds, and the most recent rejected input with its reason.
 
+#include <nlohmann/json.hpp>
+
 #include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
 
 #include "iraewatch/app/commands.hpp"
 #include "iraewatch/core/event_time.hpp"
@@ -36,6 +41,21 @@ int run_summary(const Config& config) {
       std::printf("    %s %s:%lld [%s] %s\n", core::format_utc(r.received_ms).c_str(), r.source.c_str(),
                   static_cast<long long>(r.position), r.error_code.c_str(), r.reason.c_str());
   }
+  // The alert log: how many events, and the latest few summaries (what a nurse would read).
+  std::ifstream alerts(alert_log_path(config));
+  std::vector<std::string> recent;
+  std::size_t count = 0;
+  for (std::string line; std::getline(alerts, line);) {
+    if (line.empty()) continue;
+    ++count;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object()) continue;
+    recent.push_back(j.value("time", "") + " " + j.value("event", "") + " " + j.value("patient", "") + ": " +
+                     j.value("summary", ""));
+    if (recent.size() > 10) recent.erase(recent.begin());
+  }
+  std::printf("  alert events            %zu (%s)\n", count, alert_log_path(config).c_str());
+  for (const auto& r : recent) std::printf("    %s\n", r.c_str());
   return 0;
 }
 
