@@ -6,6 +6,7 @@
 
 #include "iraewatch/app/commands.hpp"
 #include "iraewatch/app/ingest_pipeline.hpp"
+#include "iraewatch/app/line_file.hpp"
 #include "iraewatch/app/logging.hpp"
 #include "iraewatch/app/evaluation.hpp"
 #include "iraewatch/app/rule_loading.hpp"
@@ -64,25 +65,18 @@ int run_ingest(const Config& config_in, const IngestOptions& options) {
   BatchCounts totals;
   bool store_failed = false;
   for (const auto& file : options.files) {
-    std::ifstream in_file;
-    std::istream* in = &std::cin;
-    if (file != "-") {
-      in_file.open(file, std::ios::binary);
-      if (!in_file) {
-        std::fprintf(stderr, "iraewatch: cannot read '%s'\n", file.c_str());
-        return 2;
-      }
-      in = &in_file;
+    auto in = LineFile::open(file);
+    if (!in) {
+      std::fprintf(stderr, "iraewatch: %s\n", in.error().message.c_str());
+      return 2;
     }
     BatchCounts counts;
-    std::uint64_t line_no = 0;
     bool more = true;
     while (more) {
       std::vector<InputLine> lines;
       std::string text;
-      while (lines.size() < kLinesPerBatch && (more = static_cast<bool>(std::getline(*in, text)))) {
-        ++line_no;
-        if (!text.empty() && text.back() == '\r') text.pop_back();
+      while (lines.size() < kLinesPerBatch && (more = in->next(text))) {
+        const std::uint64_t line_no = in->line_number();
         // The listener's line limit applies to files too; a longer line is kept only in part.
         const bool too_long = text.size() > config.ndjson.max_line_bytes;
         if (too_long) text.resize(std::min<std::size_t>(text.size(), 64 * 1024));

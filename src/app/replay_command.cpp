@@ -8,6 +8,7 @@
 
 #include "iraewatch/alert/alert_json.hpp"
 #include "iraewatch/app/commands.hpp"
+#include "iraewatch/app/line_file.hpp"
 #include "iraewatch/app/rule_loading.hpp"
 #include "iraewatch/engine/record_ledger.hpp"
 #include "iraewatch/ingest/ndjson_parser.hpp"
@@ -26,21 +27,14 @@ int run_replay(const Config& config, const ReplayOptions& options) {
   std::map<std::string, std::map<std::string, std::size_t>> by_rule;  // rule (or signal) -> event -> count
   std::string out;
   for (const auto& file : options.files) {
-    std::ifstream in_file;
-    std::istream* in = &std::cin;
-    if (file != "-") {
-      in_file.open(file, std::ios::binary);
-      if (!in_file) {
-        std::fprintf(stderr, "iraewatch: cannot read '%s'\n", file.c_str());
-        return 2;
-      }
-      in = &in_file;
+    auto in = LineFile::open(file);
+    if (!in) {
+      std::fprintf(stderr, "iraewatch: %s\n", in.error().message.c_str());
+      return 2;
     }
     std::string line;
-    std::uint64_t line_no = 0;
-    while (std::getline(*in, line)) {
-      ++line_no;
-      if (!line.empty() && line.back() == '\r') line.pop_back();
+    while (in->next(line)) {
+      const std::uint64_t line_no = in->line_number();
       if (ingest::is_blank(line)) continue;
       auto record = parser.parse(line, provenance);
       if (!record) {
