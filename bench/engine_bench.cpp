@@ -44,7 +44,7 @@ class Generator {
 
   std::string line(long i) {
     const int p = static_cast<int>(i % patients_);
-    const long step = i / patients_;  // the patient's n-th record
+    const long step = i / patients_;                                      // the patient's n-th record
     const std::int64_t t = kStart + step * 6 * 3'600'000LL + p * 1000LL;  // every 6 hours
     char buf[320];
     const std::string patient = "MRN-" + std::to_string(p);
@@ -62,14 +62,52 @@ class Generator {
       return odd ? lo + r * (hi - lo) : normal_lo + r * (normal_hi - normal_lo);
     };
     switch (kind) {
-      case 0: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"stools_per_day","value":%d,"unit":"/d","time":"%s","baseline":%s})", i, patient.c_str(), static_cast<int>(pick(1, 2.9, 0, 9)), time.c_str(), step < 8 ? "true" : "false"); break;
-      case 1: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"abdominal_pain","value":%d,"time":"%s"})", i, patient.c_str(), static_cast<int>(pick(0, 1.9, 0, 4.4)), time.c_str()); break;
-      case 2: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"http://loinc.org|59408-5","value":%d,"unit":"%%","time":"%s"})", i, patient.c_str(), static_cast<int>(pick(96, 99.9, 85, 99)), time.c_str()); break;
-      case 3: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"cough","value":%d,"time":"%s"})", i, patient.c_str(), static_cast<int>(pick(0, 1.9, 0, 3.5)), time.c_str()); break;
-      case 4: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"http://loinc.org|3016-3","value":%.2f,"unit":"mIU/L","time":"%s"})", i, patient.c_str(), pick(0.5, 4.0, 0.1, 14), time.c_str()); break;
-      case 5: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"http://loinc.org|14920-3","value":%.1f,"unit":"pmol/L","time":"%s"})", i, patient.c_str(), pick(12, 21, 6, 26), time.c_str()); break;
-      case 6: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"dyspnea","value":%d,"time":"%s"})", i, patient.c_str(), static_cast<int>(pick(0, 1.9, 0, 3.5)), time.c_str()); break;
-      default: std::snprintf(buf, sizeof buf, R"({"type":"observation","id":"o%ld","patient":"%s","code":"calprotectin","value":%d,"unit":"ug/g","time":"%s"})", i, patient.c_str(), static_cast<int>(pick(20, 100, 20, 220)), time.c_str()); break;
+      case 0:
+        std::snprintf(
+            buf, sizeof buf,
+            R"({"type":"observation","id":"o%ld","patient":"%s","code":"stools_per_day","value":%d,"unit":"/d","time":"%s","baseline":%s})",
+            i, patient.c_str(), static_cast<int>(pick(1, 2.9, 0, 9)), time.c_str(), step < 8 ? "true" : "false");
+        break;
+      case 1:
+        std::snprintf(
+            buf, sizeof buf,
+            R"({"type":"observation","id":"o%ld","patient":"%s","code":"abdominal_pain","value":%d,"time":"%s"})", i,
+            patient.c_str(), static_cast<int>(pick(0, 1.9, 0, 4.4)), time.c_str());
+        break;
+      case 2:
+        std::snprintf(
+            buf, sizeof buf,
+            R"({"type":"observation","id":"o%ld","patient":"%s","code":"http://loinc.org|59408-5","value":%d,"unit":"%%","time":"%s"})",
+            i, patient.c_str(), static_cast<int>(pick(96, 99.9, 85, 99)), time.c_str());
+        break;
+      case 3:
+        std::snprintf(buf, sizeof buf,
+                      R"({"type":"observation","id":"o%ld","patient":"%s","code":"cough","value":%d,"time":"%s"})", i,
+                      patient.c_str(), static_cast<int>(pick(0, 1.9, 0, 3.5)), time.c_str());
+        break;
+      case 4:
+        std::snprintf(
+            buf, sizeof buf,
+            R"({"type":"observation","id":"o%ld","patient":"%s","code":"http://loinc.org|3016-3","value":%.2f,"unit":"mIU/L","time":"%s"})",
+            i, patient.c_str(), pick(0.5, 4.0, 0.1, 14), time.c_str());
+        break;
+      case 5:
+        std::snprintf(
+            buf, sizeof buf,
+            R"({"type":"observation","id":"o%ld","patient":"%s","code":"http://loinc.org|14920-3","value":%.1f,"unit":"pmol/L","time":"%s"})",
+            i, patient.c_str(), pick(12, 21, 6, 26), time.c_str());
+        break;
+      case 6:
+        std::snprintf(buf, sizeof buf,
+                      R"({"type":"observation","id":"o%ld","patient":"%s","code":"dyspnea","value":%d,"time":"%s"})", i,
+                      patient.c_str(), static_cast<int>(pick(0, 1.9, 0, 3.5)), time.c_str());
+        break;
+      default:
+        std::snprintf(
+            buf, sizeof buf,
+            R"({"type":"observation","id":"o%ld","patient":"%s","code":"calprotectin","value":%d,"unit":"ug/g","time":"%s"})",
+            i, patient.c_str(), static_cast<int>(pick(20, 100, 20, 220)), time.c_str());
+        break;
     }
     return buf;
   }
@@ -86,12 +124,18 @@ Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--rules") o.rules = v;
-    else if (k == "--binary") o.binary = v;
-    else if (k == "--patients") o.patients = std::stoi(v);
-    else if (k == "--records") o.records = std::stol(v);
-    else if (k == "--replay-records") o.replay_records = std::stol(v);
-    else if (k == "--abnormal") o.abnormal = std::stod(v);
+    if (k == "--rules")
+      o.rules = v;
+    else if (k == "--binary")
+      o.binary = v;
+    else if (k == "--patients")
+      o.patients = std::stoi(v);
+    else if (k == "--records")
+      o.records = std::stol(v);
+    else if (k == "--replay-records")
+      o.replay_records = std::stol(v);
+    else if (k == "--abnormal")
+      o.abnormal = std::stod(v);
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       std::exit(2);
@@ -118,7 +162,8 @@ int main(int argc, char** argv) {
   {
     Generator gen(opt.patients, opt.abnormal);
     ingest::NdjsonParser parser(loaded.rules->concepts);
-    for (long i = 0; i < opt.records; ++i) records.push_back(*parser.parse(gen.line(i), core::Provenance{"bench", "", 0}));
+    for (long i = 0; i < opt.records; ++i)
+      records.push_back(*parser.parse(gen.line(i), core::Provenance{"bench", "", 0}));
   }
   engine::Engine engine(loaded.rules);
   std::size_t events = 0;
@@ -140,7 +185,8 @@ int main(int argc, char** argv) {
   std::printf("replay: %ld records (%.0f MB) with %s\n", opt.replay_records,
               static_cast<double>(std::filesystem::file_size(file)) / 1e6, opt.binary.c_str());
   const auto t1 = Clock::now();
-  const std::string cmd = "'" + opt.binary + "' --rules '" + opt.rules + "' replay '" + file + "' > '" + (dir / "events.jsonl").string() + "' 2> '" + (dir / "summary.txt").string() + "'";
+  const std::string cmd = "'" + opt.binary + "' --rules '" + opt.rules + "' replay '" + file + "' > '" +
+                          (dir / "events.jsonl").string() + "' 2> '" + (dir / "summary.txt").string() + "'";
   const int rc = std::system(cmd.c_str());
   const double replay_s = std::chrono::duration<double>(Clock::now() - t1).count();
   std::ifstream summary(dir / "summary.txt");
@@ -149,7 +195,9 @@ int main(int argc, char** argv) {
   std::printf("  %.2f s (%.0f records/s), exit %d; %s\n", replay_s, static_cast<double>(opt.replay_records) / replay_s,
               WEXITSTATUS(rc), first.c_str());
   std::filesystem::remove_all(dir);
-  std::printf("{\"abnormal\":%.2f,\"engine_records_per_s\":%.0f,\"engine_events\":%zu,\"replay_records\":%ld,\"replay_seconds\":%.2f}\n",
-              opt.abnormal, engine_rate, events, opt.replay_records, replay_s);
+  std::printf(
+      "{\"abnormal\":%.2f,\"engine_records_per_s\":%.0f,\"engine_events\":%zu,\"replay_records\":%ld,\"replay_"
+      "seconds\":%.2f}\n",
+      opt.abnormal, engine_rate, events, opt.replay_records, replay_s);
   return rc == 0 ? 0 : 1;
 }

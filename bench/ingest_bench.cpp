@@ -12,6 +12,7 @@
 // else is counted, sampled in the report, and makes the exit status 1. Every wait has a deadline.
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -19,7 +20,6 @@
 #include <sys/socket.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -28,8 +28,8 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
@@ -57,18 +57,20 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-constexpr auto kReadyWait = 10s;          // the daemon must be listening within this
-constexpr auto kStopWait = 10s;           // SIGTERM, then SIGKILL after this
-constexpr auto kSocketPoll = 100ms;       // blocking socket calls return this often to check deadlines
-constexpr auto kLatencyGrace = 15s;       // after the last scheduled line, replies must arrive within this
+constexpr auto kReadyWait = 10s;            // the daemon must be listening within this
+constexpr auto kStopWait = 10s;             // SIGTERM, then SIGKILL after this
+constexpr auto kSocketPoll = 100ms;         // blocking socket calls return this often to check deadlines
+constexpr auto kLatencyGrace = 15s;         // after the last scheduled line, replies must arrive within this
 constexpr std::uint64_t kChunkLines = 256;  // lines per send() in the throughput phase
-constexpr std::size_t kMaxSamples = 5;    // unexpected replies / log lines quoted in the report
+constexpr std::size_t kMaxSamples = 5;      // unexpected replies / log lines quoted in the report
 
 // Set by SIGINT/SIGTERM; every loop checks it so that the daemon is still stopped and the
 // temporary folder still removed when the bench itself is interrupted.
 std::atomic<bool> g_interrupted{false};
 
-extern "C" void on_signal(int) { g_interrupted.store(true); }
+extern "C" void on_signal(int) {
+  g_interrupted.store(true);
+}
 
 double ms_between(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double, std::milli>(to - from).count();
@@ -191,7 +193,7 @@ struct ConceptSample {
 
 // Concepts from rules/concepts.yaml, in their canonical units, with plausible value spreads.
 constexpr ConceptSample kConcepts[] = {
-    {"tsh", "m[IU]/L", 0.1, 12.0, 2},  {"free_t4", "ng/dL", 0.4, 2.6, 2}, {"spo2", "%", 86, 100, 0},
+    {"tsh", "m[IU]/L", 0.1, 12.0, 2},   {"free_t4", "ng/dL", 0.4, 2.6, 2}, {"spo2", "%", 86, 100, 0},
     {"stools_per_day", "/d", 0, 10, 0}, {"crp", "mg/L", 0.5, 120, 1},
 };
 constexpr const char* kDrugs[] = {"pembrolizumab", "nivolumab", "ipilimumab"};
@@ -359,11 +361,16 @@ enum class ReadEnd { done, deadline, interrupted, closed, error };
 
 const char* describe(ReadEnd e) {
   switch (e) {
-    case ReadEnd::done: return "done";
-    case ReadEnd::deadline: return "replies still missing at the deadline";
-    case ReadEnd::interrupted: return "interrupted";
-    case ReadEnd::closed: return "the daemon closed the connection before all replies";
-    case ReadEnd::error: return "receive error";
+    case ReadEnd::done:
+      return "done";
+    case ReadEnd::deadline:
+      return "replies still missing at the deadline";
+    case ReadEnd::interrupted:
+      return "interrupted";
+    case ReadEnd::closed:
+      return "the daemon closed the connection before all replies";
+    case ReadEnd::error:
+      return "receive error";
   }
   return "?";
 }
@@ -432,12 +439,18 @@ std::string filesystem_type(const std::string& path) {
   struct statfs fs {};
   if (::statfs(path.c_str(), &fs) != 0) return "unknown";
   switch (static_cast<unsigned long>(fs.f_type)) {
-    case 0xEF53: return "ext4";
-    case 0x01021994: return "tmpfs";
-    case 0x58465342: return "xfs";
-    case 0x9123683E: return "btrfs";
-    case 0x794C7630: return "overlayfs";
-    case 0x2FC12FC1: return "zfs";
+    case 0xEF53:
+      return "ext4";
+    case 0x01021994:
+      return "tmpfs";
+    case 0x58465342:
+      return "xfs";
+    case 0x9123683E:
+      return "btrfs";
+    case 0x794C7630:
+      return "overlayfs";
+    case 0x2FC12FC1:
+      return "zfs";
     default: {
       char hex[32];
       std::snprintf(hex, sizeof hex, "0x%lx", static_cast<unsigned long>(fs.f_type));
@@ -460,9 +473,9 @@ std::string describe_status(int status) {
 }
 
 struct DaemonEnd {
-  std::string how;         // "exit 0", "killed by ...", ...
-  bool clean = false;      // exited 0 after SIGTERM, without SIGKILL
-  double stop_ms = 0;      // SIGTERM to exit: the drain time
+  std::string how;     // "exit 0", "killed by ...", ...
+  bool clean = false;  // exited 0 after SIGTERM, without SIGKILL
+  double stop_ms = 0;  // SIGTERM to exit: the drain time
 };
 
 // The iraewatch child process. Stopped (SIGTERM, then SIGKILL) no later than its destructor.
@@ -476,8 +489,8 @@ class Daemon {
       if (!out) return std::unexpected("cannot write " + config);
     }
     auto d = std::unique_ptr<Daemon>(new Daemon(dir));
-    std::vector<std::string> args = {o.binary, "--config", config,  "--data-dir",   dir + "/data", "serve",
-                                     "--listen", "127.0.0.1:0", "--ready-file", d->ready_file_};
+    std::vector<std::string> args = {o.binary, "--config", config,        "--data-dir",   dir + "/data",
+                                     "serve",  "--listen", "127.0.0.1:0", "--ready-file", d->ready_file_};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -549,8 +562,8 @@ class Daemon {
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
-        return std::unexpected("the daemon ended before it was ready (" + describe_status(status) +
-                               "); its output:\n" + read_file(log_));
+        return std::unexpected("the daemon ended before it was ready (" + describe_status(status) + "); its output:\n" +
+                               read_file(log_));
       }
       if (std::filesystem::exists(ready_file_)) {
         const auto ready = nlohmann::json::parse(read_file(ready_file_), nullptr, false);
@@ -599,7 +612,8 @@ LogSummary summarise_log(const std::string& path) {
     if ((level == "warning" || level == "error" || level == "critical") && s.samples.size() < kMaxSamples)
       s.samples.push_back(line.substr(0, 300));
     unsigned long long stored = 0, dup = 0, rej = 0, fail = 0;
-    if (const auto at = line.find("stopped: "); at != std::string::npos &&
+    if (const auto at = line.find("stopped: ");
+        at != std::string::npos &&
         std::sscanf(line.c_str() + at, "stopped: %llu records stored, %llu duplicates, %llu lines rejected, %llu",
                     &stored, &dup, &rej, &fail) == 4) {
       s.stored = stored;
@@ -624,7 +638,9 @@ struct CpuSample {
   std::vector<std::pair<long, double>> daemon_threads;  // tid, CPU seconds
 };
 
-double ticks_to_s(unsigned long long ticks) { return static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK)); }
+double ticks_to_s(unsigned long long ticks) {
+  return static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
 
 // utime + stime of /proc/.../stat, or 0 when the process is gone.
 double process_cpu_s(const std::string& stat_path) {
@@ -686,11 +702,15 @@ void print_cpu(const CpuUse& u) {
   std::printf("  cpu (cores)      daemon %.2f (busiest thread %.2f), bench %.2f, rest of the machine %.2f; %u in all\n",
               u.daemon, u.daemon_busiest_thread, u.bench, u.others, std::thread::hardware_concurrency());
   if (u.others > 0.25)
-    std::printf("  WARNING: other processes or kernel threads used %.2f cores in this phase; figures may be pessimistic\n", u.others);
+    std::printf(
+        "  WARNING: other processes or kernel threads used %.2f cores in this phase; figures may be pessimistic\n",
+        u.others);
 }
 
 nlohmann::ordered_json to_json(const CpuUse& u) {
-  return {{"daemon", u.daemon}, {"daemon_busiest_thread", u.daemon_busiest_thread}, {"bench", u.bench},
+  return {{"daemon", u.daemon},
+          {"daemon_busiest_thread", u.daemon_busiest_thread},
+          {"bench", u.bench},
           {"others", u.others}};
 }
 
@@ -724,8 +744,8 @@ Percentiles summarise(std::vector<double> ms) {
 struct ThroughputResult {
   std::uint64_t offered = 0, sent = 0, acked = 0;
   double seconds = 0, records_per_s = 0;
-  double first_reply_ms = 0;   // first line sent to first reply seen, on any connection
-  double max_gap_ms = 0;       // longest silence between two replies on one connection
+  double first_reply_ms = 0;  // first line sent to first reply seen, on any connection
+  double max_gap_ms = 0;      // longest silence between two replies on one connection
   ReplyTally tally;
   std::vector<std::string> problems;
   bool complete() const { return acked == offered && problems.empty(); }
@@ -738,7 +758,7 @@ struct Stream {
   std::uint64_t count = 0;
   std::optional<Socket> socket;
   std::atomic<std::uint64_t> acked{0};
-  std::atomic<std::uint64_t> target{0};  // replies to wait for; lowered if sending stops early
+  std::atomic<std::uint64_t> target{0};   // replies to wait for; lowered if sending stops early
   std::atomic<bool> reader_ended{false};  // the writer stops too: nobody would open the window
   std::mutex mutex;
   std::condition_variable window_open;
@@ -841,7 +861,8 @@ ThroughputResult run_throughput(std::uint16_t port, const Options& o, const std:
       end = std::max(end, s.last_reply);
       first = std::min(first, s.first_reply);
     }
-    if (!s.writer_problem.empty()) r.problems.push_back("connection " + std::to_string(c) + " send: " + s.writer_problem);
+    if (!s.writer_problem.empty())
+      r.problems.push_back("connection " + std::to_string(c) + " send: " + s.writer_problem);
     if (!s.reader_problem.empty())
       r.problems.push_back("connection " + std::to_string(c) + " replies: " + s.reader_problem + " (" +
                            std::to_string(s.acked.load()) + " of " + std::to_string(s.count) + " acknowledged)");
@@ -936,8 +957,10 @@ LatencyResult run_latency(std::uint16_t port, double rate, double seconds, const
           [&](std::string_view line, Clock::time_point arrival) {
             r.tally.add(line, prefix, acked);
             from_schedule.push_back(ms_between(scheduled(acked), arrival));
-            if (published.load(std::memory_order_acquire) > acked) from_send.push_back(ms_between(sent_at[acked], arrival));
-            if (acked > 0 && arrival != last_reply) r.max_gap_ms = std::max(r.max_gap_ms, ms_between(last_reply, arrival));
+            if (published.load(std::memory_order_acquire) > acked)
+              from_send.push_back(ms_between(sent_at[acked], arrival));
+            if (acked > 0 && arrival != last_reply)
+              r.max_gap_ms = std::max(r.max_gap_ms, ms_between(last_reply, arrival));
             last_reply = arrival;
             ++acked;
           });
@@ -968,7 +991,8 @@ void print_tally(const ReplyTally& t, const std::vector<std::string>& problems) 
 }
 
 nlohmann::ordered_json to_json(const Percentiles& p) {
-  return {{"p50_ms", p.p50_ms}, {"p90_ms", p.p90_ms}, {"p99_ms", p.p99_ms}, {"max_ms", p.max_ms}, {"mean_ms", p.mean_ms}};
+  return {
+      {"p50_ms", p.p50_ms}, {"p90_ms", p.p90_ms}, {"p99_ms", p.p99_ms}, {"max_ms", p.max_ms}, {"mean_ms", p.mean_ms}};
 }
 
 nlohmann::ordered_json to_json(const ReplyTally& t) {
@@ -991,14 +1015,15 @@ int run(const Options& o) {
   std::printf("iraewatch ingest benchmark\n");
   std::printf("  daemon           %s (pid %d, 127.0.0.1:%u)\n", o.binary.c_str(), static_cast<int>((*daemon)->pid()),
               static_cast<unsigned>((*daemon)->port()));
-  std::printf("  store            synchronous=%s, data in %s (%s)\n", o.sync.c_str(), (*tmp)->path().c_str(), fs.c_str());
+  std::printf("  store            synchronous=%s, data in %s (%s)\n", o.sync.c_str(), (*tmp)->path().c_str(),
+              fs.c_str());
   std::printf("  machine          %u hardware threads, shared by the daemon and the bench\n",
               std::thread::hardware_concurrency());
   if (fs == "tmpfs") std::printf("  WARNING: tmpfs ignores fsync; synchronous=full figures mean nothing here\n");
   std::fflush(stdout);
 
-  nlohmann::ordered_json report = {{"bench", "ingest"}, {"sync", o.sync}, {"filesystem", fs},
-                                   {"cpus", std::thread::hardware_concurrency()}};
+  nlohmann::ordered_json report = {
+      {"bench", "ingest"}, {"sync", o.sync}, {"filesystem", fs}, {"cpus", std::thread::hardware_concurrency()}};
   bool ok = true;
   std::uint64_t expected_stored = 0;
 
@@ -1018,10 +1043,16 @@ int run(const Options& o) {
   std::fflush(stdout);
   ok = ok && tp.complete() && tp.tally.clean();
   expected_stored += tp.tally.ok - tp.tally.duplicates;
-  report["throughput"] = {{"connections", o.connections}, {"records", tp.offered}, {"acked", tp.acked},
-                          {"seconds", tp.seconds}, {"records_per_s", tp.records_per_s},
-                          {"first_reply_ms", tp.first_reply_ms}, {"max_gap_ms", tp.max_gap_ms},
-                          {"replies", to_json(tp.tally)}, {"cpu", to_json(tp_cpu)}, {"complete", tp.complete()}};
+  report["throughput"] = {{"connections", o.connections},
+                          {"records", tp.offered},
+                          {"acked", tp.acked},
+                          {"seconds", tp.seconds},
+                          {"records_per_s", tp.records_per_s},
+                          {"first_reply_ms", tp.first_reply_ms},
+                          {"max_gap_ms", tp.max_gap_ms},
+                          {"replies", to_json(tp.tally)},
+                          {"cpu", to_json(tp_cpu)},
+                          {"complete", tp.complete()}};
 
   report["latency"] = nlohmann::ordered_json::array();
   for (double rate : o.rates) {
@@ -1042,9 +1073,13 @@ int run(const Options& o) {
     std::fflush(stdout);
     ok = ok && lr.complete() && lr.tally.clean();
     expected_stored += lr.tally.ok - lr.tally.duplicates;
-    auto j = nlohmann::ordered_json{{"rate", rate}, {"seconds", o.seconds}, {"offered", lr.offered},
-                                    {"acked", lr.acked}, {"achieved_rate", lr.achieved_rate},
-                                    {"max_send_lag_ms", lr.max_send_lag_ms}, {"max_gap_ms", lr.max_gap_ms}};
+    auto j = nlohmann::ordered_json{{"rate", rate},
+                                    {"seconds", o.seconds},
+                                    {"offered", lr.offered},
+                                    {"acked", lr.acked},
+                                    {"achieved_rate", lr.achieved_rate},
+                                    {"max_send_lag_ms", lr.max_send_lag_ms},
+                                    {"max_gap_ms", lr.max_gap_ms}};
     j.update(to_json(lr.from_schedule));
     j["from_send"] = to_json(lr.from_send);
     j["replies"] = to_json(lr.tally);
@@ -1058,10 +1093,12 @@ int run(const Options& o) {
   std::printf("\ndaemon\n");
   std::printf("  stop             %s, %.0f ms after SIGTERM\n", end.how.c_str(), end.stop_ms);
   if (log.stored) {
-    std::printf("  its count        %llu stored, %llu duplicates, %llu rejected, %llu not stored (bench expected %llu stored)\n",
-                static_cast<unsigned long long>(*log.stored), static_cast<unsigned long long>(*log.duplicates),
-                static_cast<unsigned long long>(*log.rejected), static_cast<unsigned long long>(*log.not_stored),
-                static_cast<unsigned long long>(expected_stored));
+    std::printf(
+        "  its count        %llu stored, %llu duplicates, %llu rejected, %llu not stored (bench expected %llu "
+        "stored)\n",
+        static_cast<unsigned long long>(*log.stored), static_cast<unsigned long long>(*log.duplicates),
+        static_cast<unsigned long long>(*log.rejected), static_cast<unsigned long long>(*log.not_stored),
+        static_cast<unsigned long long>(expected_stored));
   } else {
     std::printf("  its count        missing: no 'stopped:' line in its log\n");
   }
@@ -1070,9 +1107,12 @@ int run(const Options& o) {
   for (const auto& s : log.samples) std::printf("    %s\n", s.c_str());
   const bool counts_agree = log.stored && *log.stored == expected_stored && *log.not_stored == 0;
   ok = ok && end.clean && counts_agree && log.errors == 0 && !g_interrupted;
-  report["daemon"] = {{"stop", end.how}, {"stop_ms", end.stop_ms}, {"clean_stop", end.clean},
+  report["daemon"] = {{"stop", end.how},
+                      {"stop_ms", end.stop_ms},
+                      {"clean_stop", end.clean},
                       {"stored", log.stored ? nlohmann::ordered_json(*log.stored) : nlohmann::ordered_json()},
-                      {"expected_stored", expected_stored}, {"log_warnings", log.warnings},
+                      {"expected_stored", expected_stored},
+                      {"log_warnings", log.warnings},
                       {"log_errors", log.errors}};
   report["ok"] = ok;
   std::printf("\nresult: %s\n", ok ? "ok" : "FAILED (see above)");

@@ -19,8 +19,10 @@ int run_check(const Config& config, const std::vector<std::string>& paths_in) {
       std::printf("%s: error: [file] no such file or folder\n1 error, 0 warnings\n", p.c_str());
       return 1;
     }
-    if (std::filesystem::is_directory(p)) results.push_back(rules::load_rule_set(p));
-    else files.push_back(p);
+    if (std::filesystem::is_directory(p))
+      results.push_back(rules::load_rule_set(p));
+    else
+      files.push_back(p);
   }
   if (!files.empty()) results.push_back(rules::load_rule_files(files));
   int errors = 0, warnings = 0;

@@ -9,8 +9,9 @@
 namespace iraewatch::app {
 
 int run_cli(int argc, char** argv) {
-  CLI::App cli{"iraewatch: watches patients on immune checkpoint inhibitors for possible immune-related "
-               "adverse events (colitis, pneumonitis, thyroid), for clinician review."};
+  CLI::App cli{
+      "iraewatch: watches patients on immune checkpoint inhibitors for possible immune-related "
+      "adverse events (colitis, pneumonitis, thyroid), for clinician review."};
   cli.set_version_flag("--version", IRAEWATCH_VERSION);
   cli.require_subcommand(1);
   cli.fallthrough();  // global options may also follow the command: iraewatch replay --rules DIR ...
@@ -24,18 +25,21 @@ int run_cli(int argc, char** argv) {
   ServeOptions serve;
   auto* serve_cmd = cli.add_subcommand("serve", "run the daemon: listeners and the durable store");
   serve_cmd->add_option("--listen", serve.listen, "NDJSON listener HOST:PORT (default 127.0.0.1:7470)");
-  serve_cmd->add_option("--ready-file", serve.ready_file, "write {\"ndjson\":\"HOST:PORT\",\"pid\":N} here once listening");
+  serve_cmd->add_option("--ready-file", serve.ready_file,
+                        "write {\"ndjson\":\"HOST:PORT\",\"pid\":N} here once listening");
 
   IngestOptions ingest;
   auto* ingest_cmd = cli.add_subcommand("ingest", "store records from files ('-' for standard input)");
   ingest_cmd->add_option("--format", ingest.format, "input format: ndjson (default: by file extension)");
-  ingest_cmd->add_option("--feed", ingest.feed, "feed name that scopes record ids (default: listeners.ndjson.feed, ndjson)");
+  ingest_cmd->add_option("--feed", ingest.feed,
+                         "feed name that scopes record ids (default: listeners.ndjson.feed, ndjson)");
   ingest_cmd->add_option("files", ingest.files, "files to ingest")->required();
 
   SendOptions send;
   auto* send_cmd = cli.add_subcommand("send", "send NDJSON files to a running daemon and summarise its replies");
   send_cmd->add_option("--to", send.to, "daemon HOST:PORT (default 127.0.0.1:7470)");
-  send_cmd->add_option("--timeout", send.timeout_seconds, "seconds to wait for a reply (default 30)")->check(CLI::Range(1, 3600));
+  send_cmd->add_option("--timeout", send.timeout_seconds, "seconds to wait for a reply (default 30)")
+      ->check(CLI::Range(1, 3600));
   send_cmd->add_flag("--print", send.print_replies, "print every reply line");
   send_cmd->add_option("files", send.files, "files to send ('-' for standard input)")->required();
 

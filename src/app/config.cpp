@@ -45,7 +45,8 @@ class ConfigReader {
     long long v = static_cast<long long>(out);
     get(map, key, v);
     if (v < min || v > max) {
-      problem(map[key], std::string("'") + key + "' must be between " + std::to_string(min) + " and " + std::to_string(max));
+      problem(map[key],
+              std::string("'") + key + "' must be between " + std::to_string(min) + " and " + std::to_string(max));
       return;
     }
     out = static_cast<T>(v);
@@ -140,7 +141,9 @@ core::Result<Config> read_config(const YAML::Node& root, const std::string& path
   return c;
 }
 
-std::string alert_log_path(const Config& config) { return config.data_dir + "/alerts.jsonl"; }
+std::string alert_log_path(const Config& config) {
+  return config.data_dir + "/alerts.jsonl";
+}
 
 std::string effective_rules_dir(const Config& config) {
   return config.rules_dir.empty() ? std::string(IRAEWATCH_BUNDLED_RULES_DIR) : config.rules_dir;

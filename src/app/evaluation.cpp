@@ -53,7 +53,9 @@ void Evaluation::stop_worker() {
   if (worker_.joinable()) worker_.join();
 }
 
-Evaluation::~Evaluation() { stop_worker(); }
+Evaluation::~Evaluation() {
+  stop_worker();
+}
 
 std::size_t Evaluation::on_committed(const std::vector<store::WriteItem>& items, const store::WriteResult& result) {
   if (!result) return 0;

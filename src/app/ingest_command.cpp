@@ -5,10 +5,10 @@
 #include <iostream>
 
 #include "iraewatch/app/commands.hpp"
+#include "iraewatch/app/evaluation.hpp"
 #include "iraewatch/app/ingest_pipeline.hpp"
 #include "iraewatch/app/line_file.hpp"
 #include "iraewatch/app/logging.hpp"
-#include "iraewatch/app/evaluation.hpp"
 #include "iraewatch/app/rule_loading.hpp"
 #include "iraewatch/store/writer.hpp"
 
@@ -43,7 +43,8 @@ int run_ingest(const Config& config_in, const IngestOptions& options) {
   }
   for (const auto& file : options.files) {
     if (format_of(file, options.format).empty()) {
-      std::fprintf(stderr, "iraewatch: cannot tell the format of '%s' from its name; use --format ndjson\n", file.c_str());
+      std::fprintf(stderr, "iraewatch: cannot tell the format of '%s' from its name; use --format ndjson\n",
+                   file.c_str());
       return 2;
     }
   }

@@ -7,7 +7,8 @@ namespace iraewatch::app {
 IngestPipeline::IngestPipeline(const core::ConceptMap& concepts, std::string feed)
     : parser_(concepts), feed_(std::move(feed)) {}
 
-PreparedBatch IngestPipeline::prepare(std::string_view source, std::vector<InputLine> lines, bool source_is_stream) const {
+PreparedBatch IngestPipeline::prepare(std::string_view source, std::vector<InputLine> lines,
+                                      bool source_is_stream) const {
   PreparedBatch batch;
   batch.slots.reserve(lines.size());
   batch.items.reserve(lines.size());
@@ -16,10 +17,11 @@ PreparedBatch IngestPipeline::prepare(std::string_view source, std::vector<Input
   for (auto& line : lines) {
     PreparedBatch::Slot slot;
     slot.line = line.number;
-    core::Result<core::Record> record =
-        line.too_long ? core::fail(core::ErrorCode::limit_exceeded,
-                                   "line is longer than " + std::to_string(line.limit) + " bytes" + (source_is_stream ? "; connection closed" : ""))
-                      : parser_.parse(line.text, provenance);
+    core::Result<core::Record> record = line.too_long
+                                            ? core::fail(core::ErrorCode::limit_exceeded,
+                                                         "line is longer than " + std::to_string(line.limit) +
+                                                             " bytes" + (source_is_stream ? "; connection closed" : ""))
+                                            : parser_.parse(line.text, provenance);
     if (!line.too_long && ingest::is_blank(line.text)) {
       slot.blank = true;
     } else if (record) {

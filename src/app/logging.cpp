@@ -11,8 +11,8 @@ namespace iraewatch::app {
 core::Result<void> setup_logging(const Config& config, bool to_file) {
   const auto level = spdlog::level::from_str(config.log_level);
   if (level == spdlog::level::off && config.log_level != "off") {
-    return core::fail(core::ErrorCode::config, "unknown log level '" + config.log_level +
-                                                   "' (trace, debug, info, warn, error, critical, off)");
+    return core::fail(core::ErrorCode::config,
+                      "unknown log level '" + config.log_level + "' (trace, debug, info, warn, error, critical, off)");
   }
   std::vector<spdlog::sink_ptr> sinks{std::make_shared<spdlog::sinks::stderr_color_sink_mt>()};
   if (to_file && config.log_file) {

@@ -57,7 +57,8 @@ int run_send(const SendOptions& options) {
         std::chrono::seconds(options.timeout_seconds));
     std::printf("%s: %zu acknowledged (%zu duplicates), %zu errors\n", file.c_str(), ok, duplicates, errors);
     if (result && ok + errors < expected) {
-      std::fprintf(stderr, "iraewatch: %s: %zu of %zu lines got no reply (the daemon closed the connection); send again\n",
+      std::fprintf(stderr,
+                   "iraewatch: %s: %zu of %zu lines got no reply (the daemon closed the connection); send again\n",
                    file.c_str(), expected - ok - errors, expected);
       return 2;
     }

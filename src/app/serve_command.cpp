@@ -9,9 +9,9 @@
 
 #include "iraewatch/app/commands.hpp"
 #include "iraewatch/app/evaluation.hpp"
-#include "iraewatch/app/rule_loading.hpp"
 #include "iraewatch/app/ingest_pipeline.hpp"
 #include "iraewatch/app/logging.hpp"
+#include "iraewatch/app/rule_loading.hpp"
 #include "iraewatch/net/line_client.hpp"
 #include "iraewatch/net/line_server.hpp"
 #include "iraewatch/store/checkpointer.hpp"
@@ -70,8 +70,8 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
     return 2;
   }
   spdlog::info("iraewatch {}: data in {}, rules {} from {} ({} rules, {} concepts, {} ICI drugs)", IRAEWATCH_VERSION,
-               config.data_dir, rule_set->version, rules_dir, rule_set->rules.size(), rule_set->concepts.concepts().size(),
-               rule_set->concepts.drugs().size());
+               config.data_dir, rule_set->version, rules_dir, rule_set->rules.size(),
+               rule_set->concepts.concepts().size(), rule_set->concepts.drugs().size());
 
   store::Writer writer(std::move(*store), {config.max_batch_items});
   IngestPipeline pipeline(rule_set->concepts, config.ndjson.feed);
@@ -93,7 +93,8 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
                                         store::WriteResult result, std::vector<store::WriteItem> committed) mutable {
       BatchCounts counts;
       auto replies = IngestPipeline::replies(*prepared, result, &counts);
-      if (!result) spdlog::error("a batch of {} lines was not stored: {}", prepared->slots.size(), result.error().message);
+      if (!result)
+        spdlog::error("a batch of {} lines was not stored: {}", prepared->slots.size(), result.error().message);
       // Counted on the writer thread only.
       totals.stored += counts.stored;
       totals.duplicates += counts.duplicates;
@@ -105,11 +106,12 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
     });
   };
 
-  net::LineServer ndjson(io, net::LineServerOptions{config.ndjson.address, config.ndjson.port,
-                                                    config.ndjson.max_line_bytes,
-                                                    std::chrono::duration_cast<std::chrono::milliseconds>(config.ndjson.idle_timeout),
-                                                    config.ndjson.max_connections, 64 * 1024},
-                         handler);
+  net::LineServer ndjson(
+      io,
+      net::LineServerOptions{config.ndjson.address, config.ndjson.port, config.ndjson.max_line_bytes,
+                             std::chrono::duration_cast<std::chrono::milliseconds>(config.ndjson.idle_timeout),
+                             config.ndjson.max_connections, 64 * 1024},
+      handler);
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
@@ -137,8 +139,9 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
   io.run();
   writer.stop();
   (*evaluation)->stop_worker();
-  spdlog::info("stopped: {} records stored, {} duplicates, {} lines rejected, {} not stored (store errors); {} alert events",
-               totals.stored, totals.duplicates, totals.rejected, totals.failed, (*evaluation)->events_written());
+  spdlog::info(
+      "stopped: {} records stored, {} duplicates, {} lines rejected, {} not stored (store errors); {} alert events",
+      totals.stored, totals.duplicates, totals.rejected, totals.failed, (*evaluation)->events_written());
   spdlog::shutdown();
   return 0;
 }

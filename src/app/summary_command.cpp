@@ -24,11 +24,13 @@ int run_summary(const Config& config) {
     std::fprintf(stderr, "iraewatch: %s\n", s.error().message.c_str());
     return 2;
   }
-  std::printf("store %s (schema %d)\n", store::Store::database_path(config.data_dir).c_str(), (*store)->schema_version());
+  std::printf("store %s (schema %d)\n", store::Store::database_path(config.data_dir).c_str(),
+              (*store)->schema_version());
   std::printf("  patients                %lld\n", static_cast<long long>(s->patients));
-  std::printf("  observations            %lld (%lld versions; %lld withdrawn; %lld with codes outside the concept map)\n",
-              static_cast<long long>(s->observations), static_cast<long long>(s->observation_versions),
-              static_cast<long long>(s->withdrawn_observations), static_cast<long long>(s->unmapped_observations));
+  std::printf(
+      "  observations            %lld (%lld versions; %lld withdrawn; %lld with codes outside the concept map)\n",
+      static_cast<long long>(s->observations), static_cast<long long>(s->observation_versions),
+      static_cast<long long>(s->withdrawn_observations), static_cast<long long>(s->unmapped_observations));
   for (const auto& [concept_name, n] : s->by_concept)
     std::printf("    %-21s %lld\n", concept_name.c_str(), static_cast<long long>(n));
   std::printf("  administrations         %lld (%lld of ICIs)\n", static_cast<long long>(s->administrations),

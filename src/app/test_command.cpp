@@ -65,7 +65,9 @@ json to_json(const YAML::Node& n) {
   return nullptr;
 }
 
-std::string where(const std::string& file, const YAML::Node& n) { return file + ":" + std::to_string(n.Mark().line + 1); }
+std::string where(const std::string& file, const YAML::Node& n) {
+  return file + ":" + std::to_string(n.Mark().line + 1);
+}
 
 // Event time, as written in a test: `time` (RFC 3339) or `day` (+ `hour`) after the test's start.
 std::optional<std::int64_t> time_of(const json& j, std::int64_t start, std::string& error) {
@@ -89,7 +91,9 @@ std::optional<std::int64_t> time_of(const json& j, std::int64_t start, std::stri
   return std::nullopt;
 }
 
-std::string compact(const json& j) { return j.dump(); }
+std::string compact(const json& j) {
+  return j.dump();
+}
 
 // Does `got` (an event) match every field that `want` lists? Returns the first mismatch, if any.
 std::optional<std::string> mismatch(const json& want, const json& got, std::int64_t start) {
@@ -105,7 +109,8 @@ std::optional<std::string> mismatch(const json& want, const json& got, std::int6
     }
     if (key.size() > 9 && key.ends_with("_contains")) {
       const std::string field = key.substr(0, key.size() - 9);
-      const std::string text = got.contains(field) ? (got[field].is_string() ? got[field].get<std::string>() : got[field].dump()) : "";
+      const std::string text =
+          got.contains(field) ? (got[field].is_string() ? got[field].get<std::string>() : got[field].dump()) : "";
       if (!value.is_string() || text.find(value.get<std::string>()) == std::string::npos)
         return field + ": expected to contain " + value.dump() + ", got " + json(text).dump();
       continue;
@@ -152,8 +157,10 @@ void run_file(const std::string& file, const std::shared_ptr<const rules::RuleSe
     std::vector<std::string> problems;
     std::int64_t start = file_start;
     if (const auto s = test["start"]) {
-      if (auto t = core::parse_rfc3339(s.as<std::string>())) start = t->utc_ms;
-      else problems.push_back("start: " + t.error().message);
+      if (auto t = core::parse_rfc3339(s.as<std::string>()))
+        start = t->utc_ms;
+      else
+        problems.push_back("start: " + t.error().message);
     }
     engine::Engine engine(rule_set);
     engine::RecordLedger ledger;
@@ -182,7 +189,9 @@ void run_file(const std::string& file, const std::shared_ptr<const rules::RuleSe
       if (!r.contains("id")) r["id"] = "r" + std::to_string(index);
       auto record = parser.parse(r.dump(), core::Provenance{"test", "", 0});
       if (!record) {
-        if (!expect_rejected) problems.push_back(where(file, rnode) + ": record " + std::to_string(index) + " rejected: " + record.error().message);
+        if (!expect_rejected)
+          problems.push_back(where(file, rnode) + ": record " + std::to_string(index) +
+                             " rejected: " + record.error().message);
         continue;
       }
       if (expect_rejected) {
@@ -207,7 +216,8 @@ void run_file(const std::string& file, const std::shared_ptr<const rules::RuleSe
         if (i >= want.size()) {
           problems.push_back("unexpected event " + std::to_string(i + 1) + ": " + show(events[i]));
         } else if (i >= events.size()) {
-          problems.push_back("missing event " + std::to_string(i + 1) + ": expected " + compact(want[i]) + ", got nothing");
+          problems.push_back("missing event " + std::to_string(i + 1) + ": expected " + compact(want[i]) +
+                             ", got nothing");
         } else if (auto why = mismatch(want[i], events[i], start)) {
           problems.push_back("event " + std::to_string(i + 1) + ": " + *why + "\n      expected " + compact(want[i]) +
                              "\n      got      " + show(events[i]));
@@ -217,7 +227,8 @@ void run_file(const std::string& file, const std::shared_ptr<const rules::RuleSe
     for (const auto& a : test["expect_absent"]) {
       const json absent = to_json(a);
       for (const auto& e : events)
-        if (!mismatch(absent, e, start)) problems.push_back("event that should not happen: " + show(e) + " (matches " + compact(absent) + ")");
+        if (!mismatch(absent, e, start))
+          problems.push_back("event that should not happen: " + show(e) + " (matches " + compact(absent) + ")");
     }
 
     if (problems.empty()) {

@@ -46,8 +46,7 @@ const Drug* ConceptMap::find_drug(const Code& code) const {
 Result<double> ConceptMap::to_canonical(const Concept& c, double value, std::string_view unit) const {
   if (unit.empty()) {
     if (c.unit_optional) return value;
-    return fail(ErrorCode::unit_mismatch,
-                "concept '" + c.name + "' needs a unit (canonical unit '" + c.unit + "')");
+    return fail(ErrorCode::unit_mismatch, "concept '" + c.name + "' needs a unit (canonical unit '" + c.unit + "')");
   }
   if (unit == c.unit) return value;
   for (const auto& conv : c.conversions)

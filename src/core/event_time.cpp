@@ -8,7 +8,9 @@ namespace {
 
 constexpr std::int64_t kMsPerDay = 86'400'000;
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 // Reads exactly n digits at text[pos]; false when they are not all digits.
 bool read_digits(std::string_view text, std::size_t pos, std::size_t n, int& out) {
@@ -23,7 +25,9 @@ bool read_digits(std::string_view text, std::size_t pos, std::size_t n, int& out
   return true;
 }
 
-bool is_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+bool is_leap(int y) {
+  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
 
 int days_in_month(int y, int m) {
   static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -31,9 +35,8 @@ int days_in_month(int y, int m) {
 }
 
 std::unexpected<Error> bad_time(std::string_view text, std::string_view why) {
-  return fail(ErrorCode::invalid_time,
-              "invalid time '" + std::string(text.substr(0, 64)) + "': " + std::string(why) +
-                  " (expected RFC 3339, e.g. 2026-03-01T08:00:00Z)");
+  return fail(ErrorCode::invalid_time, "invalid time '" + std::string(text.substr(0, 64)) + "': " + std::string(why) +
+                                           " (expected RFC 3339, e.g. 2026-03-01T08:00:00Z)");
 }
 
 // Inverse of days_from_civil.
@@ -69,13 +72,13 @@ std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
 Result<EventTime> parse_rfc3339(std::string_view text) {
   int year, month, day, hour, minute, second;
   if (text.size() < 19) return bad_time(text, "too short");
-  if (!read_digits(text, 0, 4, year) || text[4] != '-' || !read_digits(text, 5, 2, month) ||
-      text[7] != '-' || !read_digits(text, 8, 2, day))
+  if (!read_digits(text, 0, 4, year) || text[4] != '-' || !read_digits(text, 5, 2, month) || text[7] != '-' ||
+      !read_digits(text, 8, 2, day))
     return bad_time(text, "date must be YYYY-MM-DD");
   if (text[10] != 'T' && text[10] != 't' && text[10] != ' ')
     return bad_time(text, "date and time must be separated by 'T'");
-  if (!read_digits(text, 11, 2, hour) || text[13] != ':' || !read_digits(text, 14, 2, minute) ||
-      text[16] != ':' || !read_digits(text, 17, 2, second))
+  if (!read_digits(text, 11, 2, hour) || text[13] != ':' || !read_digits(text, 14, 2, minute) || text[16] != ':' ||
+      !read_digits(text, 17, 2, second))
     return bad_time(text, "time must be HH:MM:SS");
   if (month < 1 || month > 12) return bad_time(text, "month out of range");
   if (day < 1 || day > days_in_month(year, month)) return bad_time(text, "day out of range");
@@ -114,8 +117,7 @@ Result<EventTime> parse_rfc3339(std::string_view text) {
   if (pos != text.size()) return bad_time(text, "unexpected characters after the zone");
 
   const std::int64_t days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
-  const std::int64_t local_ms =
-      days * kMsPerDay + ((hour * 60 + minute) * 60 + second) * std::int64_t{1000} + millis;
+  const std::int64_t local_ms = days * kMsPerDay + ((hour * 60 + minute) * 60 + second) * std::int64_t{1000} + millis;
   return EventTime{local_ms - std::int64_t{offset_min} * 60'000, offset_min};
 }
 
@@ -129,8 +131,8 @@ std::string format_rfc3339(EventTime time) {
   const auto secs = static_cast<int>(in_day / 1000);
   const auto ms = static_cast<int>(in_day % 1000);
   char buf[48];
-  int n = std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d", y, m, d, secs / 3600,
-                        secs / 60 % 60, secs % 60);
+  int n =
+      std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d", y, m, d, secs / 3600, secs / 60 % 60, secs % 60);
   std::string out(buf, static_cast<std::size_t>(n));
   if (ms != 0) {
     n = std::snprintf(buf, sizeof buf, ".%03d", ms);
@@ -140,18 +142,18 @@ std::string format_rfc3339(EventTime time) {
     out += 'Z';
   } else {
     const int off = time.offset_min < 0 ? -time.offset_min : time.offset_min;
-    n = std::snprintf(buf, sizeof buf, "%c%02d:%02d", time.offset_min < 0 ? '-' : '+', off / 60,
-                      off % 60);
+    n = std::snprintf(buf, sizeof buf, "%c%02d:%02d", time.offset_min < 0 ? '-' : '+', off / 60, off % 60);
     out.append(buf, static_cast<std::size_t>(n));
   }
   return out;
 }
 
-std::string format_utc(std::int64_t utc_ms) { return format_rfc3339(EventTime{utc_ms, 0}); }
+std::string format_utc(std::int64_t utc_ms) {
+  return format_rfc3339(EventTime{utc_ms, 0});
+}
 
 std::int64_t wall_clock_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 

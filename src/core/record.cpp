@@ -25,8 +25,7 @@ constexpr std::array<std::pair<MedicationStatus, std::string_view>, 6> kMedicati
 }};
 
 template <typename Enum, std::size_t N>
-Result<Enum> parse_status(const std::array<std::pair<Enum, std::string_view>, N>& table,
-                          std::string_view text) {
+Result<Enum> parse_status(const std::array<std::pair<Enum, std::string_view>, N>& table, std::string_view text) {
   std::string allowed;
   for (const auto& [value, name] : table) {
     if (name == text) return value;

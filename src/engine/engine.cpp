@@ -13,7 +13,6 @@ namespace {
 
 constexpr std::size_t kMaxSummaryBytes = 139;
 
-
 std::string format_number(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f", v);
@@ -30,7 +29,8 @@ std::string format_duration(double ms) {
 }
 
 std::string replace_all(std::string s, std::string_view key, const std::string& value) {
-  for (std::size_t pos = 0; (pos = s.find(key, pos)) != std::string::npos; pos += value.size()) s.replace(pos, key.size(), value);
+  for (std::size_t pos = 0; (pos = s.find(key, pos)) != std::string::npos; pos += value.size())
+    s.replace(pos, key.size(), value);
   return s;
 }
 
@@ -45,18 +45,28 @@ std::string clip(std::string s) {
 
 std::string_view role_of(rules::NodeKind k) {
   switch (k) {
-    case rules::NodeKind::latest: return "latest";
-    case rules::NodeKind::previous: return "previous";
-    case rules::NodeKind::baseline: return "baseline";
-    case rules::NodeKind::paired: return "paired";
-    case rules::NodeKind::min: return "min";
-    case rules::NodeKind::max: return "max";
-    case rules::NodeKind::held_for: return "run start";
-    default: return "value";
+    case rules::NodeKind::latest:
+      return "latest";
+    case rules::NodeKind::previous:
+      return "previous";
+    case rules::NodeKind::baseline:
+      return "baseline";
+    case rules::NodeKind::paired:
+      return "paired";
+    case rules::NodeKind::min:
+      return "min";
+    case rules::NodeKind::max:
+      return "max";
+    case rules::NodeKind::held_for:
+      return "run start";
+    default:
+      return "value";
   }
 }
 
-int severity_rank(rules::Severity s) { return static_cast<int>(s); }
+int severity_rank(rules::Severity s) {
+  return static_cast<int>(s);
+}
 
 rules::Severity severity_of(const rules::Rule& r, int grade) {
   return r.severity ? *r.severity : rules::severity_for_grade(grade);
@@ -143,7 +153,8 @@ void Engine::settle() {
     std::int64_t t = state.history.latest_observation_ms();
     if (!state.history.doses().empty()) t = std::max(t, state.history.doses().back().time_ms);
     for (std::size_t s = 0; s < signals_.size(); ++s)
-      evaluate_signal(patient, state, s, std::max(newest_input_ms(state.history, s), t), 0, "", nullptr, Change::added, Mode::silent);
+      evaluate_signal(patient, state, s, std::max(newest_input_ms(state.history, s), t), 0, "", nullptr, Change::added,
+                      Mode::silent);
   }
 }
 
@@ -179,8 +190,10 @@ std::vector<AlertEvent> Engine::process(const core::Record& record, Change chang
   auto& state = state_of(core::record_patient(record));
   std::vector<AlertEvent> events;
   auto append = [&events](std::vector<AlertEvent> e) {
-    if (events.empty()) events = std::move(e);
-    else events.insert(events.end(), std::make_move_iterator(e.begin()), std::make_move_iterator(e.end()));
+    if (events.empty())
+      events = std::move(e);
+    else
+      events.insert(events.end(), std::make_move_iterator(e.begin()), std::make_move_iterator(e.end()));
   };
   const bool replaces = change == Change::new_version;
   const std::string trigger = std::visit([](const auto& r) { return r.provenance.feed + "|" + r.id; }, record);
@@ -191,7 +204,8 @@ std::vector<AlertEvent> Engine::process(const core::Record& record, Change chang
     for (const int changed : {applied.added_to, applied.removed_from}) {
       if (changed < 0) continue;
       for (const auto sig : signals_of_concept_[static_cast<std::size_t>(changed)])
-        if (std::none_of(todo.begin(), todo.end(), [&](const auto& p) { return p.first == sig; })) todo.emplace_back(sig, changed);
+        if (std::none_of(todo.begin(), todo.end(), [&](const auto& p) { return p.first == sig; }))
+          todo.emplace_back(sig, changed);
     }
     const std::int64_t t = o->time.utc_ms;
     const Withdrawn withdrawn{applied.removed_from, applied.removed_time, false};
@@ -301,9 +315,15 @@ std::string Engine::render(const rules::Template& tmpl, const PatientHistory& hi
     }
     const Value v = ev.eval(part.expr->root);
     switch (v.kind) {
-      case Value::Kind::unknown: out += rules_->wording.unknown_value.empty() ? "n/a" : rules_->wording.unknown_value; break;
-      case Value::Kind::boolean: out += v.truth ? "yes" : "no"; break;
-      case Value::Kind::duration: out += format_duration(v.number); break;
+      case Value::Kind::unknown:
+        out += rules_->wording.unknown_value.empty() ? "n/a" : rules_->wording.unknown_value;
+        break;
+      case Value::Kind::boolean:
+        out += v.truth ? "yes" : "no";
+        break;
+      case Value::Kind::duration:
+        out += format_duration(v.number);
+        break;
       case Value::Kind::number:
         out += v.is_default && !rules_->wording.default_value.empty()
                    ? replace_all(rules_->wording.default_value, "{value}", format_number(v.number))
@@ -336,15 +356,16 @@ std::vector<AlertEvent> Engine::evaluate_signal(const std::string& patient, Pati
     if (!o.known) {
       const auto& basis = s.basis[i];
       const bool basis_withdrawn =
-          withdrawn && (withdrawn->exposure || std::find(basis.begin(), basis.end(),
-                                                         std::pair{withdrawn->concept_index, withdrawn->time}) != basis.end());
+          withdrawn &&
+          (withdrawn->exposure ||
+           std::find(basis.begin(), basis.end(), std::pair{withdrawn->concept_index, withdrawn->time}) != basis.end());
       if (!o.gated && superseded(state.history, basis, t)) {
         g = 0;
       } else if (basis_withdrawn && s.rule_grades[i] > 0) {
         // What the rule held on was corrected or withdrawn: judge it again as of when it held.
         const std::int64_t then = s.held_ms[i];
-        const RuleOutcome again = evaluate_rule(state.history, *info.rules[i], then,
-                                                exposure_at(state.history, rules_->settings, then));
+        const RuleOutcome again =
+            evaluate_rule(state.history, *info.rules[i], then, exposure_at(state.history, rules_->settings, then));
         g = again.known ? again.grade : 0;
       } else {
         g = s.rule_grades[i];
@@ -361,16 +382,19 @@ std::vector<AlertEvent> Engine::evaluate_signal(const std::string& patient, Pati
   }
   const bool best_known = best >= 0 && outcomes[static_cast<std::size_t>(best)].known;
   // What the current grade rests on; a carried rule keeps the fingerprint it had.
-  const std::uint64_t key =
-      best_known ? fingerprint(info.rules[static_cast<std::size_t>(best)], outcomes[static_cast<std::size_t>(best)].looked)
-                 : s.evidence_key;
+  const std::uint64_t key = best_known ? fingerprint(info.rules[static_cast<std::size_t>(best)],
+                                                     outcomes[static_cast<std::size_t>(best)].looked)
+                                       : s.evidence_key;
 
   std::string event;
   const int prev = s.grade;
   if (grade > 0) {
-    if (prev == 0) event = "fired";
-    else if (grade > prev || severity_rank(severity) > severity_rank(s.severity)) event = "escalated";
-    else if (grade < prev || severity_rank(severity) < severity_rank(s.severity) || key != s.evidence_key) event = "updated";
+    if (prev == 0)
+      event = "fired";
+    else if (grade > prev || severity_rank(severity) > severity_rank(s.severity))
+      event = "escalated";
+    else if (grade < prev || severity_rank(severity) < severity_rank(s.severity) || key != s.evidence_key)
+      event = "updated";
   } else if (prev > 0) {
     event = change == Change::new_version ? "retracted" : "resolved";
   }
@@ -422,7 +446,7 @@ std::vector<AlertEvent> Engine::evaluate_signal(const std::string& patient, Pati
       e.evidence = evidence(explained.looked);
       if (grade > 0) e.action = action_for(r, grade);
     }
-    std::string summary = grade > 0 ? rules_->wording.alert_summary
+    std::string summary = grade > 0              ? rules_->wording.alert_summary
                           : event == "retracted" ? rules_->wording.retracted_summary
                                                  : rules_->wording.resolved_summary;
     e.indicator = e.severity;

@@ -43,12 +43,18 @@ Value kleene_or(const Value& a, const Value& b) {
 
 bool compare(double a, rules::CompareOp op, double b) {
   switch (op) {
-    case rules::CompareOp::lt: return a < b;
-    case rules::CompareOp::le: return a <= b;
-    case rules::CompareOp::gt: return a > b;
-    case rules::CompareOp::ge: return a >= b;
-    case rules::CompareOp::eq: return a == b;
-    case rules::CompareOp::ne: return a != b;
+    case rules::CompareOp::lt:
+      return a < b;
+    case rules::CompareOp::le:
+      return a <= b;
+    case rules::CompareOp::gt:
+      return a > b;
+    case rules::CompareOp::ge:
+      return a >= b;
+    case rules::CompareOp::eq:
+      return a == b;
+    case rules::CompareOp::ne:
+      return a != b;
   }
   return false;
 }
@@ -140,7 +146,8 @@ Value Evaluator::aggregate(const rules::Node& n) {
       if (!visible(s) || t_ - s.time_ms > n.window_ms) continue;
       ++count;
       sum += s.value;
-      if (!pick || (n.kind == NodeKind::min && s.value < pick->value) || (n.kind == NodeKind::max && s.value > pick->value))
+      if (!pick || (n.kind == NodeKind::min && s.value < pick->value) ||
+          (n.kind == NodeKind::max && s.value > pick->value))
         pick = &s;
     }
   }
@@ -169,9 +176,12 @@ Value Evaluator::held_for(const rules::Node& n) {
 
 Value Evaluator::eval(const rules::Node& n) {
   switch (n.kind) {
-    case NodeKind::number: return Value::num(n.number);
-    case NodeKind::duration: return Value::duration(n.number);
-    case NodeKind::boolean: return Value::boolean(n.flag);
+    case NodeKind::number:
+      return Value::num(n.number);
+    case NodeKind::duration:
+      return Value::duration(n.number);
+    case NodeKind::boolean:
+      return Value::boolean(n.flag);
     case NodeKind::logical_and: {
       Value a = eval(n.children[0]);
       if (a.known() && !a.truth) return a;  // short-circuit: false and anything is false
@@ -202,9 +212,15 @@ Value Evaluator::eval(const rules::Node& n) {
       if (!a.known() || !b.known()) return Value::unknown();
       double r = 0;
       switch (n.kind) {
-        case NodeKind::add: r = a.number + b.number; break;
-        case NodeKind::subtract: r = a.number - b.number; break;
-        case NodeKind::multiply: r = a.number * b.number; break;
+        case NodeKind::add:
+          r = a.number + b.number;
+          break;
+        case NodeKind::subtract:
+          r = a.number - b.number;
+          break;
+        case NodeKind::multiply:
+          r = a.number * b.number;
+          break;
         default:
           if (b.number == 0) return Value::unknown();
           r = a.number / b.number;
@@ -233,17 +249,22 @@ Value Evaluator::eval(const rules::Node& n) {
     case NodeKind::above_high: {
       Value s = eval(n.children[0]);
       if (!s.known() || !s.sample) return Value::unknown();
-      const auto& limit = (n.kind == NodeKind::ref_low || n.kind == NodeKind::below_low) ? s.sample->ref_low : s.sample->ref_high;
+      const auto& limit =
+          (n.kind == NodeKind::ref_low || n.kind == NodeKind::below_low) ? s.sample->ref_low : s.sample->ref_high;
       if (!limit) return Value::unknown();
       if (n.kind == NodeKind::ref_low || n.kind == NodeKind::ref_high) return Value::num(*limit);
       return Value::boolean(n.kind == NodeKind::below_low ? s.number < *limit : s.number > *limit);
     }
-    case NodeKind::on_ici: return Value::boolean(exposure_.on_ici);
-    case NodeKind::combination_therapy: return Value::boolean(exposure_.combination);
+    case NodeKind::on_ici:
+      return Value::boolean(exposure_.on_ici);
+    case NodeKind::combination_therapy:
+      return Value::boolean(exposure_.combination);
     case NodeKind::days_since_first_dose:
-      return exposure_.first_dose_ms ? Value::duration(static_cast<double>(t_ - *exposure_.first_dose_ms)) : Value::unknown();
+      return exposure_.first_dose_ms ? Value::duration(static_cast<double>(t_ - *exposure_.first_dose_ms))
+                                     : Value::unknown();
     case NodeKind::days_since_last_dose:
-      return exposure_.last_dose_ms ? Value::duration(static_cast<double>(t_ - *exposure_.last_dose_ms)) : Value::unknown();
+      return exposure_.last_dose_ms ? Value::duration(static_cast<double>(t_ - *exposure_.last_dose_ms))
+                                    : Value::unknown();
   }
   return Value::unknown();
 }

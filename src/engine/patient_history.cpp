@@ -5,11 +5,14 @@
 namespace iraewatch::engine {
 namespace {
 
-std::string key_of(const core::Provenance& p, const std::string& id) { return p.feed + "|" + id; }
+std::string key_of(const core::Provenance& p, const std::string& id) {
+  return p.feed + "|" + id;
+}
 
 template <typename T>
 void insert_sorted(std::vector<T>& v, T item) {
-  auto pos = std::upper_bound(v.begin(), v.end(), item.time_ms, [](std::int64_t t, const T& s) { return t < s.time_ms; });
+  auto pos =
+      std::upper_bound(v.begin(), v.end(), item.time_ms, [](std::int64_t t, const T& s) { return t < s.time_ms; });
   v.insert(pos, std::move(item));
 }
 
@@ -34,7 +37,8 @@ PatientHistory::Applied PatientHistory::apply(const core::Observation& o, int co
                       o.status != core::ObservationStatus::entered_in_error &&
                       o.status != core::ObservationStatus::cancelled;
   if (!counts) return applied;
-  if (series_.size() <= static_cast<std::size_t>(concept_index)) series_.resize(static_cast<std::size_t>(concept_index) + 1);
+  if (series_.size() <= static_cast<std::size_t>(concept_index))
+    series_.resize(static_cast<std::size_t>(concept_index) + 1);
   Sample s;
   s.value = *o.canonical_value;
   s.time_ms = o.time.utc_ms;
@@ -54,8 +58,8 @@ bool PatientHistory::apply(const core::MedicationAdministration& m, bool replace
   const std::string key = key_of(m.provenance, m.id);
   bool changed = false;
   if (replaces) changed = std::erase_if(doses_, [&](const Dose& d) { return d.record_id == key; }) > 0;
-  const bool counts = !m.ici.empty() &&
-                      (m.status == core::MedicationStatus::completed || m.status == core::MedicationStatus::in_progress);
+  const bool counts = !m.ici.empty() && (m.status == core::MedicationStatus::completed ||
+                                         m.status == core::MedicationStatus::in_progress);
   if (!counts) return changed;
   insert_sorted(doses_, Dose{m.time.utc_ms, m.ici_class, key});
   return true;

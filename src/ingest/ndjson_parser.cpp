@@ -11,7 +11,7 @@ using core::ErrorCode;
 using core::fail;
 using nlohmann::json;
 
-constexpr std::string_view kObservationKeys[] = {"type", "id", "patient", "code", "value", "unit",
+constexpr std::string_view kObservationKeys[] = {"type", "id",     "patient", "code",     "value",   "unit",
                                                  "time", "status", "ref_low", "ref_high", "baseline"};
 constexpr std::string_view kMedicationKeys[] = {"type", "id", "patient", "drug", "time", "status"};
 
@@ -33,8 +33,7 @@ core::Result<void> check_keys(const json& obj, const std::string_view (&allowed)
     if (!known) {
       std::string list;
       for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      return fail(ErrorCode::invalid_input,
-                  "unknown field '" + key.substr(0, 64) + "' (allowed: " + list + ")");
+      return fail(ErrorCode::invalid_input, "unknown field '" + key.substr(0, 64) + "' (allowed: " + list + ")");
     }
   }
   return {};
@@ -52,8 +51,7 @@ core::Result<std::string> required_string(const json& obj, std::string_view fiel
   return s;
 }
 
-core::Result<std::optional<std::string>> optional_string(const json& obj, std::string_view field,
-                                                         std::size_t max) {
+core::Result<std::optional<std::string>> optional_string(const json& obj, std::string_view field, std::size_t max) {
   auto it = obj.find(field);
   if (it == obj.end() || it->is_null()) return std::optional<std::string>{};
   if (!it->is_string()) return field_error(ErrorCode::invalid_input, field, "must be a string");
@@ -132,7 +130,8 @@ core::Result<core::Record> parse_observation(const json& obj, const core::Concep
     const auto& s = value_it->get_ref<const std::string&>();
     if (s.empty()) return field_error(ErrorCode::invalid_input, "value", "must not be an empty string");
     if (s.size() > kMaxTextBytes)
-      return field_error(ErrorCode::limit_exceeded, "value", "is longer than " + std::to_string(kMaxTextBytes) + " bytes");
+      return field_error(ErrorCode::limit_exceeded, "value",
+                         "is longer than " + std::to_string(kMaxTextBytes) + " bytes");
     o.text_value = s;
   } else {
     return field_error(ErrorCode::invalid_input, "value", "must be a number or a string");
@@ -167,7 +166,8 @@ core::Result<core::Record> parse_observation(const json& obj, const core::Concep
     if (*ref_low || *ref_high) {
       // The sender's range is in the sender's unit; it replaces the default range as a whole.
       o.ref_from_sender = true;
-      for (auto [limit, out, name] : {std::tuple{*ref_low, &o.ref_low, "ref_low"}, std::tuple{*ref_high, &o.ref_high, "ref_high"}}) {
+      for (auto [limit, out, name] :
+           {std::tuple{*ref_low, &o.ref_low, "ref_low"}, std::tuple{*ref_high, &o.ref_high, "ref_high"}}) {
         if (!limit) continue;
         auto converted = map.to_canonical(*concept_def, *limit, o.unit);
         if (!converted) return field_error(converted.error().code, name, converted.error().message);
@@ -226,8 +226,7 @@ bool is_blank(std::string_view line) {
   return true;
 }
 
-core::Result<core::Record> NdjsonParser::parse(std::string_view line,
-                                              const core::Provenance& provenance) const {
+core::Result<core::Record> NdjsonParser::parse(std::string_view line, const core::Provenance& provenance) const {
   json obj;
   try {
     obj = json::parse(line);
@@ -241,7 +240,8 @@ core::Result<core::Record> NdjsonParser::parse(std::string_view line,
   }
   if (!obj.is_object()) return fail(ErrorCode::invalid_input, "a record must be a JSON object");
   auto type = obj.find("type");
-  if (type == obj.end()) return field_error(ErrorCode::invalid_input, "type", "is required ('observation' or 'medication')");
+  if (type == obj.end())
+    return field_error(ErrorCode::invalid_input, "type", "is required ('observation' or 'medication')");
   if (!type->is_string()) return field_error(ErrorCode::invalid_input, "type", "must be a string");
   const auto& t = type->get_ref<const std::string&>();
   if (t == "observation") return parse_observation(obj, *concepts_, provenance);

@@ -33,8 +33,8 @@ core::Result<void> exchange_lines(const Endpoint& endpoint, std::string payload,
   auto endpoints = resolver.resolve(endpoint.host, std::to_string(endpoint.port), ec);
   if (!ec) asio::connect(socket, endpoints, ec);
   if (ec) {
-    return core::fail(core::ErrorCode::io, "cannot connect to " + endpoint.host + ":" +
-                                               std::to_string(endpoint.port) + ": " + ec.message());
+    return core::fail(core::ErrorCode::io,
+                      "cannot connect to " + endpoint.host + ":" + std::to_string(endpoint.port) + ": " + ec.message());
   }
 
   core::Result<void> result;

@@ -22,9 +22,8 @@ auto async_handle(const LineHandler& handler, LineBatch batch, Token&& token) {
         auto guard = asio::make_work_guard(ex);
         handler(std::move(b), [completion = std::move(completion), guard = std::move(guard)](Replies r) mutable {
           auto ex2 = guard.get_executor();
-          asio::post(ex2, [completion = std::move(completion), r = std::move(r)]() mutable {
-            completion(std::move(r));
-          });
+          asio::post(ex2,
+                     [completion = std::move(completion), r = std::move(r)]() mutable { completion(std::move(r)); });
           guard.reset();
         });
       },
@@ -84,7 +83,8 @@ class LineServer::Session : public std::enable_shared_from_this<Session> {
       boost::system::error_code ec;
       reading_ = true;
       deadline_ = Clock::now() + options_.idle_timeout;
-      const std::size_t n = co_await socket_.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+      const std::size_t n =
+          co_await socket_.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
       reading_ = false;
       const bool eof = ec == asio::error::eof;
       if (ec && !eof) {
@@ -106,8 +106,8 @@ class LineServer::Session : public std::enable_shared_from_this<Session> {
         if (!overflow) {
           if (partial.size() + piece.size() > options_.max_line_bytes) {
             overflow = true;
-            partial.append(piece.substr(0, options_.kept_prefix_bytes > partial.size()
-                                               ? options_.kept_prefix_bytes - partial.size() : 0));
+            partial.append(piece.substr(
+                0, options_.kept_prefix_bytes > partial.size() ? options_.kept_prefix_bytes - partial.size() : 0));
             if (partial.size() > options_.kept_prefix_bytes) partial.resize(options_.kept_prefix_bytes);
           } else {
             partial.append(piece);
@@ -242,16 +242,19 @@ awaitable<void> LineServer::accept_loop() {
     }
     auto session = std::make_shared<Session>(std::move(socket), options_, handler_);
     sessions_.insert(session);
-    asio::co_spawn(io_, [this, session]() -> awaitable<void> {
-      co_await session->run();
-      sessions_.erase(session);
-    }, asio::detached);
+    asio::co_spawn(
+        io_,
+        [this, session]() -> awaitable<void> {
+          co_await session->run();
+          sessions_.erase(session);
+        },
+        asio::detached);
   }
 }
 
 awaitable<void> LineServer::refuse(tcp::socket socket) {
-  const std::string line = error_line("too many connections (limit " + std::to_string(options_.max_connections) +
-                                      "); try again later");
+  const std::string line =
+      error_line("too many connections (limit " + std::to_string(options_.max_connections) + "); try again later");
   asio::steady_timer timer(io_, std::chrono::seconds(2));
   timer.async_wait([&socket](const boost::system::error_code& ec) {
     if (!ec) socket.close();

@@ -36,7 +36,8 @@ core::Concept read_concept(Reader& r, const YAML::Node& node) {
   core::Concept c;
   c.name = r.string(node, "name", "");
   const std::string& owner = c.name;
-  r.check_keys(node, {"name", "display", "kind", "codes", "unit", "unit_optional", "convert", "reference_range"}, owner);
+  r.check_keys(node, {"name", "display", "kind", "codes", "unit", "unit_optional", "convert", "reference_range"},
+               owner);
   c.display = r.string(node, "display", owner, false);
   if (c.display.empty()) c.display = c.name;
   c.kind = r.string(node, "kind", owner);
@@ -95,8 +96,8 @@ LoadResult load_concept_map_text(const std::string& text, const std::string& fil
     return read_concept_map(text, file);
   } catch (const YAML::Exception& e) {
     // e.g. a key that is not a scalar: still a positioned error, never a crash.
-    return std::unexpected(std::vector<Diagnostic>{{file, e.mark.line + 1, e.mark.column + 1,
-                                                    Diagnostic::Severity::error, "wrong-type", e.msg, ""}});
+    return std::unexpected(std::vector<Diagnostic>{
+        {file, e.mark.line + 1, e.mark.column + 1, Diagnostic::Severity::error, "wrong-type", e.msg, ""}});
   }
 }
 
@@ -108,8 +109,8 @@ LoadResult read_concept_map(const std::string& text, const std::string& file) {
   try {
     root = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
-    return std::unexpected(std::vector<Diagnostic>{{file, e.mark.line + 1, e.mark.column + 1,
-                                                    Diagnostic::Severity::error, "yaml-syntax", e.msg, ""}});
+    return std::unexpected(std::vector<Diagnostic>{
+        {file, e.mark.line + 1, e.mark.column + 1, Diagnostic::Severity::error, "yaml-syntax", e.msg, ""}});
   }
   if (!root.IsMap()) {
     r.error(root, "wrong-type", "the file must be a map with 'concepts' and 'drugs'");
@@ -172,8 +173,8 @@ LoadResult load_concept_map(const std::string& rules_dir) {
   const std::string path = rules_dir + "/concepts.yaml";
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return std::unexpected(std::vector<Diagnostic>{
-        {path, 0, 0, Diagnostic::Severity::error, "file", "cannot read the concept map", ""}});
+    return std::unexpected(
+        std::vector<Diagnostic>{{path, 0, 0, Diagnostic::Severity::error, "file", "cannot read the concept map", ""}});
   }
   std::ostringstream text;
   text << in.rdbuf();

@@ -8,12 +8,18 @@ namespace iraewatch::rules {
 
 std::string_view to_string(CompareOp op) {
   switch (op) {
-    case CompareOp::lt: return "<";
-    case CompareOp::le: return "<=";
-    case CompareOp::gt: return ">";
-    case CompareOp::ge: return ">=";
-    case CompareOp::eq: return "==";
-    case CompareOp::ne: return "!=";
+    case CompareOp::lt:
+      return "<";
+    case CompareOp::le:
+      return "<=";
+    case CompareOp::gt:
+      return ">";
+    case CompareOp::ge:
+      return ">=";
+    case CompareOp::eq:
+      return "==";
+    case CompareOp::ne:
+      return "!=";
   }
   return "?";
 }
@@ -46,10 +52,16 @@ struct Failure {
   throw Failure{{offset, std::move(code), std::move(message)}};
 }
 
-bool is_ident_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
-bool is_ident_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+bool is_ident_start(char c) {
+  return std::isalpha(static_cast<unsigned char>(c)) || c == '_';
+}
+bool is_ident_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+}
 
-bool is_keyword(std::string_view w) { return w == "and" || w == "or" || w == "not"; }
+bool is_keyword(std::string_view w) {
+  return w == "and" || w == "or" || w == "not";
+}
 
 // Time units a literal may carry to be a duration, in milliseconds.
 std::optional<double> duration_unit_ms(std::string_view unit) {
@@ -76,7 +88,8 @@ std::vector<Token> tokenize(const std::string& text) {
       ++i;
       continue;
     }
-    if (std::isdigit(static_cast<unsigned char>(c)) || (c == '.' && i + 1 < n && std::isdigit(static_cast<unsigned char>(text[i + 1])))) {
+    if (std::isdigit(static_cast<unsigned char>(c)) ||
+        (c == '.' && i + 1 < n && std::isdigit(static_cast<unsigned char>(text[i + 1])))) {
       std::size_t j = i;
       while (j < n && (std::isdigit(static_cast<unsigned char>(text[j])) || text[j] == '.')) ++j;
       Token t{Tok::number, text.substr(i, j - i), 0, "", at};
@@ -85,12 +98,16 @@ std::vector<Token> tokenize(const std::string& text) {
       // A unit may follow, with or without a space: 4.5 m[IU]/L, 48h, 88 %, 4 /d, 2 {score}.
       std::size_t k = j;
       while (k < n && text[k] == ' ') ++k;
-      const bool unit_start = k < n && (std::isalpha(static_cast<unsigned char>(text[k])) || text[k] == '%' ||
-                                        text[k] == '[' || text[k] == '{' ||
-                                        (text[k] == '/' && k + 1 < n && (std::isalpha(static_cast<unsigned char>(text[k + 1])) || text[k + 1] == '[' || text[k + 1] == '{')));
+      const bool unit_start =
+          k < n &&
+          (std::isalpha(static_cast<unsigned char>(text[k])) || text[k] == '%' || text[k] == '[' || text[k] == '{' ||
+           (text[k] == '/' && k + 1 < n &&
+            (std::isalpha(static_cast<unsigned char>(text[k + 1])) || text[k + 1] == '[' || text[k + 1] == '{')));
       if (unit_start) {
         std::size_t e = k;
-        while (e < n && !std::isspace(static_cast<unsigned char>(text[e])) && text[e] != ',' && text[e] != ')' && text[e] != '(') ++e;
+        while (e < n && !std::isspace(static_cast<unsigned char>(text[e])) && text[e] != ',' && text[e] != ')' &&
+               text[e] != '(')
+          ++e;
         const std::string word = text.substr(k, e - k);
         if (!is_keyword(word)) {
           t.unit = word;
@@ -113,15 +130,33 @@ std::vector<Token> tokenize(const std::string& text) {
     Tok kind;
     int len = 1;
     switch (c) {
-      case '(': kind = Tok::lparen; break;
-      case ')': kind = Tok::rparen; break;
-      case ',': kind = Tok::comma; break;
-      case '+': kind = Tok::plus; break;
-      case '-': kind = Tok::minus; break;
-      case '*': kind = Tok::star; break;
-      case '/': kind = Tok::slash; break;
-      case '<': kind = two('=') ? (len = 2, Tok::le) : Tok::lt; break;
-      case '>': kind = two('=') ? (len = 2, Tok::ge) : Tok::gt; break;
+      case '(':
+        kind = Tok::lparen;
+        break;
+      case ')':
+        kind = Tok::rparen;
+        break;
+      case ',':
+        kind = Tok::comma;
+        break;
+      case '+':
+        kind = Tok::plus;
+        break;
+      case '-':
+        kind = Tok::minus;
+        break;
+      case '*':
+        kind = Tok::star;
+        break;
+      case '/':
+        kind = Tok::slash;
+        break;
+      case '<':
+        kind = two('=') ? (len = 2, Tok::le) : Tok::lt;
+        break;
+      case '>':
+        kind = two('=') ? (len = 2, Tok::ge) : Tok::gt;
+        break;
       case '=':
         if (!two('=')) fail_at(at, "syntax", "use '==' to compare");
         kind = Tok::eq;
@@ -144,13 +179,18 @@ std::vector<Token> tokenize(const std::string& text) {
 
 std::string describe(const Node& n) {
   switch (n.type) {
-    case ValueType::boolean: return "true/false";
-    case ValueType::duration: return "a duration";
-    default: return n.unit.empty() ? std::string("a plain number") : "a quantity in " + n.unit;
+    case ValueType::boolean:
+      return "true/false";
+    case ValueType::duration:
+      return "a duration";
+    default:
+      return n.unit.empty() ? std::string("a plain number") : "a quantity in " + n.unit;
   }
 }
 
-bool is_numeric(const Node& n) { return n.type == ValueType::quantity || n.type == ValueType::sample; }
+bool is_numeric(const Node& n) {
+  return n.type == ValueType::quantity || n.type == ValueType::sample;
+}
 
 struct FunctionInfo {
   std::string_view name;
@@ -158,13 +198,20 @@ struct FunctionInfo {
 };
 
 constexpr FunctionInfo kFunctions[] = {
-    {"latest", NodeKind::latest},         {"previous", NodeKind::previous},
-    {"baseline", NodeKind::baseline},     {"paired", NodeKind::paired},
-    {"min", NodeKind::min},               {"max", NodeKind::max},
-    {"avg", NodeKind::avg},               {"count", NodeKind::count},
-    {"held_for", NodeKind::held_for},     {"ref_low", NodeKind::ref_low},
-    {"ref_high", NodeKind::ref_high},     {"below_low", NodeKind::below_low},
-    {"above_high", NodeKind::above_high}, {"on_ici", NodeKind::on_ici},
+    {"latest", NodeKind::latest},
+    {"previous", NodeKind::previous},
+    {"baseline", NodeKind::baseline},
+    {"paired", NodeKind::paired},
+    {"min", NodeKind::min},
+    {"max", NodeKind::max},
+    {"avg", NodeKind::avg},
+    {"count", NodeKind::count},
+    {"held_for", NodeKind::held_for},
+    {"ref_low", NodeKind::ref_low},
+    {"ref_high", NodeKind::ref_high},
+    {"below_low", NodeKind::below_low},
+    {"above_high", NodeKind::above_high},
+    {"on_ici", NodeKind::on_ici},
     {"combination_therapy", NodeKind::combination_therapy},
     {"days_since_first_dose", NodeKind::days_since_first_dose},
     {"days_since_last_dose", NodeKind::days_since_last_dose},
@@ -204,8 +251,10 @@ class Parser {
     return true;
   }
   void expect(Tok k, std::string_view what) {
-    if (!accept(k)) fail_at(peek().offset, "syntax", "expected " + std::string(what) +
-                                                        (peek().kind == Tok::end ? " at the end" : " before '" + peek().text + "'"));
+    if (!accept(k))
+      fail_at(peek().offset, "syntax",
+              "expected " + std::string(what) +
+                  (peek().kind == Tok::end ? " at the end" : " before '" + peek().text + "'"));
   }
 
   Node parse_or() {
@@ -258,13 +307,26 @@ class Parser {
     Node left = parse_sum();
     CompareOp op;
     switch (peek().kind) {
-      case Tok::lt: op = CompareOp::lt; break;
-      case Tok::le: op = CompareOp::le; break;
-      case Tok::gt: op = CompareOp::gt; break;
-      case Tok::ge: op = CompareOp::ge; break;
-      case Tok::eq: op = CompareOp::eq; break;
-      case Tok::ne: op = CompareOp::ne; break;
-      default: return left;
+      case Tok::lt:
+        op = CompareOp::lt;
+        break;
+      case Tok::le:
+        op = CompareOp::le;
+        break;
+      case Tok::gt:
+        op = CompareOp::gt;
+        break;
+      case Tok::ge:
+        op = CompareOp::ge;
+        break;
+      case Tok::eq:
+        op = CompareOp::eq;
+        break;
+      case Tok::ne:
+        op = CompareOp::ne;
+        break;
+      default:
+        return left;
     }
     const int at = next().offset;
     Node right = parse_sum();
@@ -284,7 +346,8 @@ class Parser {
       const int at = next().offset;
       Node right = parse_product();
       unify(left, right, at, plus ? "add" : "subtract");
-      Node n{plus ? NodeKind::add : NodeKind::subtract, left.type == ValueType::duration ? ValueType::duration : ValueType::quantity};
+      Node n{plus ? NodeKind::add : NodeKind::subtract,
+             left.type == ValueType::duration ? ValueType::duration : ValueType::quantity};
       n.unit = left.unit;
       n.concept_name.clear();
       n.offset = at;
@@ -303,7 +366,9 @@ class Parser {
       const int at = next().offset;
       Node right = parse_unary();
       if (!is_numeric(left) || !is_numeric(right))
-        fail_at(at, "wrong-type", std::string("cannot ") + (times ? "multiply " : "divide ") + describe(left) + " and " + describe(right));
+        fail_at(
+            at, "wrong-type",
+            std::string("cannot ") + (times ? "multiply " : "divide ") + describe(left) + " and " + describe(right));
       std::string unit;
       if (is_dimensionless(right.unit)) {
         unit = left.unit;
@@ -312,7 +377,8 @@ class Parser {
       } else if (!times && left.unit == right.unit) {
         unit = "1";  // a ratio of like quantities
       } else {
-        fail_at(at, "unit-mismatch", "cannot " + std::string(times ? "multiply " : "divide ") + left.unit + " by " + right.unit);
+        fail_at(at, "unit-mismatch",
+                "cannot " + std::string(times ? "multiply " : "divide ") + left.unit + " by " + right.unit);
       }
       Node n{times ? NodeKind::multiply : NodeKind::divide, ValueType::quantity};
       n.unit = unit.empty() ? "1" : unit;
@@ -355,7 +421,9 @@ class Parser {
       next();
       return literal(tok);
     }
-    if (tok.kind != Tok::ident) fail_at(tok.offset, "syntax", tok.kind == Tok::end ? "expression ends too early" : "unexpected '" + tok.text + "'");
+    if (tok.kind != Tok::ident)
+      fail_at(tok.offset, "syntax",
+              tok.kind == Tok::end ? "expression ends too early" : "unexpected '" + tok.text + "'");
     const Token& name = next();
     if (name.text == "true" || name.text == "false") {
       Node n{NodeKind::boolean, ValueType::boolean};
@@ -370,11 +438,14 @@ class Parser {
       used_.insert(name.text);
       return macro_(name.text, name.offset);
     }
-    if (name.text == "_" && binding_) fail_at(name.offset, "syntax", "'_' stands for a concept: use it as a function argument, e.g. latest(_)");
+    if (name.text == "_" && binding_)
+      fail_at(name.offset, "syntax", "'_' stands for a concept: use it as a function argument, e.g. latest(_)");
     if (concepts_.find_concept(name.text))
-      fail_at(name.offset, "syntax", "'" + name.text + "' is a concept; write latest(" + name.text + ") or another function of it");
+      fail_at(name.offset, "syntax",
+              "'" + name.text + "' is a concept; write latest(" + name.text + ") or another function of it");
     if (peek().kind == Tok::lparen)
-      fail_at(name.offset, "unknown-function", "unknown function '" + name.text + "' (known: " + function_names() + ")");
+      fail_at(name.offset, "unknown-function",
+              "unknown function '" + name.text + "' (known: " + function_names() + ")");
     fail_at(name.offset, "undefined-macro", "'" + name.text + "' is not a defined macro, function or concept");
   }
 
@@ -400,7 +471,9 @@ class Parser {
   }
 
   // The concept whose conversions apply to a node's unit, if any.
-  std::string concept_of(const Node& n) const { return n.kind == NodeKind::number ? std::string() : (n.concept_name.empty() ? n.other_concept : n.concept_name); }
+  std::string concept_of(const Node& n) const {
+    return n.kind == NodeKind::number ? std::string() : (n.concept_name.empty() ? n.other_concept : n.concept_name);
+  }
 
   void carry_concept(Node& out, const Node& a, const Node& b) const {
     out.other_concept = concept_of(a).empty() ? concept_of(b) : concept_of(a);
@@ -415,8 +488,9 @@ class Parser {
     }
     if ((a.type == ValueType::duration) != (b.type == ValueType::duration)) {
       const Node& plain = a.type == ValueType::duration ? b : a;
-      fail_at(at, "unit-mismatch", "cannot " + std::string(verb) + " a duration and " + describe(plain) +
-                                       (plain.kind == NodeKind::number && plain.unit.empty() ? " (write a time unit, e.g. 28 d)" : ""));
+      fail_at(at, "unit-mismatch",
+              "cannot " + std::string(verb) + " a duration and " + describe(plain) +
+                  (plain.kind == NodeKind::number && plain.unit.empty() ? " (write a time unit, e.g. 28 d)" : ""));
     }
     if (a.type == ValueType::duration) return;
     convert_literal(a, b, at, verb);
@@ -436,22 +510,25 @@ class Parser {
         lit.unit = other.unit;
         return;
       }
-      fail_at(lit.offset, "unit-mismatch", "a plain number cannot " + std::string(verb) + " with a quantity in " + other.unit +
-                                               "; write the unit, e.g. " + format_number(lit.number) + " " + other.unit);
+      fail_at(lit.offset, "unit-mismatch",
+              "a plain number cannot " + std::string(verb) + " with a quantity in " + other.unit +
+                  "; write the unit, e.g. " + format_number(lit.number) + " " + other.unit);
     }
     const std::string cname = concept_of(other);
     if (const core::Concept* c = cname.empty() ? nullptr : concepts_.find_concept(cname)) {
       if (auto v = concepts_.to_canonical(*c, lit.number, lit.unit)) {
         // Against a difference (x - y, -x) a literal is an interval: scale it, never shift it
         // (a rise of 1.8 [degF] is 1 Cel, not -16.8 Cel).
-        const bool interval = other.kind == NodeKind::add || other.kind == NodeKind::subtract || other.kind == NodeKind::negate;
+        const bool interval =
+            other.kind == NodeKind::add || other.kind == NodeKind::subtract || other.kind == NodeKind::negate;
         lit.number = interval ? *v - *concepts_.to_canonical(*c, 0.0, lit.unit) : *v;
         lit.unit = other.unit;
         return;
       }
     }
-    fail_at(lit.unit_offset, "unit-mismatch", "unit '" + lit.unit + "' cannot be converted to " + other.unit +
-                                             (cname.empty() ? "" : " (the unit of " + cname + ")"));
+    fail_at(lit.unit_offset, "unit-mismatch",
+            "unit '" + lit.unit + "' cannot be converted to " + other.unit +
+                (cname.empty() ? "" : " (the unit of " + cname + ")"));
     (void)at;
   }
 
@@ -501,7 +578,8 @@ class Parser {
                               kind == NodeKind::days_since_first_dose || kind == NodeKind::days_since_last_dose;
     if (bare_allowed) {
       if (accept(Tok::lparen)) expect(Tok::rparen, "')' (this function takes no arguments)");
-      Node n{kind, kind == NodeKind::on_ici || kind == NodeKind::combination_therapy ? ValueType::boolean : ValueType::duration};
+      Node n{kind, kind == NodeKind::on_ici || kind == NodeKind::combination_therapy ? ValueType::boolean
+                                                                                     : ValueType::duration};
       n.offset = at;
       return n;
     }
@@ -520,7 +598,8 @@ class Parser {
         n = sample_node(kind, concept_arg(), at);
         if (accept(Tok::comma)) {
           Node def = parse_sum();
-          if (def.kind != NodeKind::number) fail_at(def.offset, "wrong-arguments", "the default of baseline() must be a number with a unit");
+          if (def.kind != NodeKind::number)
+            fail_at(def.offset, "wrong-arguments", "the default of baseline() must be a number with a unit");
           convert_literal(def, n, def.offset, "stand for a baseline");
           n.flag = true;
           n.number = def.number;
@@ -552,15 +631,25 @@ class Parser {
         n = sample_node(kind, concept_arg(), at);
         n.type = ValueType::duration;
         switch (peek().kind) {
-          case Tok::lt: n.op = CompareOp::lt; break;
-          case Tok::le: n.op = CompareOp::le; break;
-          case Tok::gt: n.op = CompareOp::gt; break;
-          case Tok::ge: n.op = CompareOp::ge; break;
-          default: fail_at(peek().offset, "wrong-arguments", "held_for needs a comparison such as held_for(tsh > 10 m[IU]/L)");
+          case Tok::lt:
+            n.op = CompareOp::lt;
+            break;
+          case Tok::le:
+            n.op = CompareOp::le;
+            break;
+          case Tok::gt:
+            n.op = CompareOp::gt;
+            break;
+          case Tok::ge:
+            n.op = CompareOp::ge;
+            break;
+          default:
+            fail_at(peek().offset, "wrong-arguments", "held_for needs a comparison such as held_for(tsh > 10 m[IU]/L)");
         }
         next();
         Node threshold = parse_unary();
-        if (threshold.kind != NodeKind::number) fail_at(threshold.offset, "wrong-arguments", "held_for compares with a number and its unit");
+        if (threshold.kind != NodeKind::number)
+          fail_at(threshold.offset, "wrong-arguments", "held_for compares with a number and its unit");
         Node probe = sample_node(NodeKind::latest, n.concept_name, at);
         convert_literal(threshold, probe, threshold.offset, "compare");
         n.number = threshold.number;
@@ -571,14 +660,16 @@ class Parser {
       case NodeKind::below_low:
       case NodeKind::above_high: {
         Node arg;
-        if (peek().kind == Tok::ident && t_[pos_ + 1].kind != Tok::lparen && (concepts_.find_concept(peek().text) || peek().text == "_")) {
+        if (peek().kind == Tok::ident && t_[pos_ + 1].kind != Tok::lparen &&
+            (concepts_.find_concept(peek().text) || peek().text == "_")) {
           const int arg_at = peek().offset;
           arg = sample_node(NodeKind::latest, concept_arg(), arg_at);
         } else {
           arg = parse_sum();
         }
         if (arg.type != ValueType::sample)
-          fail_at(arg.offset, "wrong-arguments", name.text + " needs one observation, e.g. latest(x) or paired(x, y), not " + describe(arg));
+          fail_at(arg.offset, "wrong-arguments",
+                  name.text + " needs one observation, e.g. latest(x) or paired(x, y), not " + describe(arg));
         const bool boolean = kind == NodeKind::below_low || kind == NodeKind::above_high;
         n = Node{kind, boolean ? ValueType::boolean : ValueType::quantity};
         n.unit = boolean ? "" : arg.unit;
@@ -599,10 +690,12 @@ class Parser {
     const bool any = name.text == "any";
     expect(Tok::lparen, "'('");
     const Token& list_tok = peek();
-    if (list_tok.kind != Tok::ident) fail_at(list_tok.offset, "wrong-arguments", name.text + "() needs a list name first");
+    if (list_tok.kind != Tok::ident)
+      fail_at(list_tok.offset, "wrong-arguments", name.text + "() needs a list name first");
     next();
     auto list = defs_.lists.find(list_tok.text);
-    if (list == defs_.lists.end()) fail_at(list_tok.offset, "undefined-macro", "'" + list_tok.text + "' is not a defined list");
+    if (list == defs_.lists.end())
+      fail_at(list_tok.offset, "undefined-macro", "'" + list_tok.text + "' is not a defined list");
     used_.insert(list_tok.text);
     expect(Tok::comma, "',' and a condition using _");
     const std::size_t body = pos_;
@@ -618,7 +711,8 @@ class Parser {
         result = std::move(branch);
         first = false;
       } else {
-        result = logical(any ? NodeKind::logical_or : NodeKind::logical_and, std::move(result), std::move(branch), name.offset);
+        result = logical(any ? NodeKind::logical_or : NodeKind::logical_and, std::move(result), std::move(branch),
+                         name.offset);
       }
     }
     binding_ = saved;
@@ -649,7 +743,8 @@ std::expected<Expression, std::vector<ExpressionError>> ExpressionParser::parse_
   return parse(text, false);
 }
 
-std::expected<Expression, std::vector<ExpressionError>> ExpressionParser::parse(const std::string& text, bool condition) {
+std::expected<Expression, std::vector<ExpressionError>> ExpressionParser::parse(const std::string& text,
+                                                                                bool condition) {
   try {
     const auto tokens = tokenize(text);
     auto macro = [this](const std::string& name, int offset) -> Node {

@@ -14,9 +14,12 @@ namespace iraewatch::rules {
 
 std::string_view to_string(Severity s) {
   switch (s) {
-    case Severity::info: return "info";
-    case Severity::warning: return "warning";
-    case Severity::critical: return "critical";
+    case Severity::info:
+      return "info";
+    case Severity::warning:
+      return "warning";
+    case Severity::critical:
+      return "critical";
   }
   return "info";
 }
@@ -78,12 +81,18 @@ std::optional<std::int64_t> parse_duration(const std::string& text) {
   std::string unit = text.substr(i);
   unit.erase(0, unit.find_first_not_of(' '));
   double ms;
-  if (unit == "s") ms = 1000;
-  else if (unit == "min") ms = 60'000;
-  else if (unit == "h") ms = 3'600'000;
-  else if (unit == "d") ms = 86'400'000;
-  else if (unit == "wk" || unit == "w") ms = 7 * 86'400'000.0;
-  else return std::nullopt;
+  if (unit == "s")
+    ms = 1000;
+  else if (unit == "min")
+    ms = 60'000;
+  else if (unit == "h")
+    ms = 3'600'000;
+  else if (unit == "d")
+    ms = 86'400'000;
+  else if (unit == "wk" || unit == "w")
+    ms = 7 * 86'400'000.0;
+  else
+    return std::nullopt;
   if (v <= 0) return std::nullopt;
   return static_cast<std::int64_t>(v * ms);
 }
@@ -229,8 +238,10 @@ class Loader {
       r.error(sig ? sig : root, "wrong-type", "'signals' must map each signal name to its title and CTCAE terms");
     }
     if (const auto w = root["wording"]) {
-      r.check_keys(w, {"alert_summary", "resolved_summary", "retracted_summary", "review_note", "combination_note",
-                       "no_baseline_note", "default_value", "unknown_value"}, "");
+      r.check_keys(w,
+                   {"alert_summary", "resolved_summary", "retracted_summary", "review_note", "combination_note",
+                    "no_baseline_note", "default_value", "unknown_value"},
+                   "");
       rs.wording.unknown_value = r.string(w, "unknown_value", "", false);
       rs.wording.default_value = r.string(w, "default_value", "", false);
       rs.wording.alert_summary = r.string(w, "alert_summary", "");
@@ -250,7 +261,8 @@ class Loader {
     Reader r(f.path);
     if (!f.root.IsMap()) return;
     if (const auto m = f.root["macros"]) {
-      if (!m.IsMap()) r.error(m, "wrong-type", "'macros' must map names to expressions");
+      if (!m.IsMap())
+        r.error(m, "wrong-type", "'macros' must map names to expressions");
       else
         for (const auto& kv : m) {
           const auto name = kv.first.as<std::string>();
@@ -267,7 +279,8 @@ class Loader {
         }
     }
     if (const auto l = f.root["lists"]) {
-      if (!l.IsMap()) r.error(l, "wrong-type", "'lists' must map names to lists of concepts");
+      if (!l.IsMap())
+        r.error(l, "wrong-type", "'lists' must map names to lists of concepts");
       else
         for (const auto& kv : l) {
           const auto name = kv.first.as<std::string>();
@@ -324,7 +337,9 @@ class Loader {
     for (const auto& [name, items] : definitions_.lists) {
       Reader r(list_sites_[name].file->path);
       for (const auto& item : items)
-        if (!concepts.find_concept(item)) r.error(list_sites_[name].node, "unknown-concept", "list '" + name + "' names unknown concept '" + item + "'", name);
+        if (!concepts.find_concept(item))
+          r.error(list_sites_[name].node, "unknown-concept", "list '" + name + "' names unknown concept '" + item + "'",
+                  name);
       take(r);
     }
   }
@@ -346,7 +361,8 @@ class Loader {
     }
   }
 
-  Template read_template(const Site& site, const std::string& text, ExpressionParser& parser, const std::string& owner) {
+  Template read_template(const Site& site, const std::string& text, ExpressionParser& parser,
+                         const std::string& owner) {
     Template t;
     std::size_t i = 0;
     while (i < text.size()) {
@@ -405,13 +421,16 @@ class Loader {
       rule.line = node.Mark().line + 1;
       rule.id = r.string(node, "id", "");
       const std::string& id = rule.id;
-      r.check_keys(node, {"id", "signal", "title", "ctcae", "grades", "severity", "actions", "summary", "references",
-                          "enabled", "tags", "options"},
+      r.check_keys(node,
+                   {"id", "signal", "title", "ctcae", "grades", "severity", "actions", "summary", "references",
+                    "enabled", "tags", "options"},
                    id);
-      if (!id.empty() && !ids.insert(id).second) r.error(node["id"], "duplicate-id", "rule id '" + id + "' is used twice", id);
+      if (!id.empty() && !ids.insert(id).second)
+        r.error(node["id"], "duplicate-id", "rule id '" + id + "' is used twice", id);
       rule.signal = r.string(node, "signal", id);
       if (!rule.signal.empty() && !rs.signals.count(rule.signal))
-        r.error(node["signal"], "unknown-signal", "unknown signal '" + rule.signal + "' (define it under 'signals' in settings.yaml)", id);
+        r.error(node["signal"], "unknown-signal",
+                "unknown signal '" + rule.signal + "' (define it under 'signals' in settings.yaml)", id);
       rule.title = r.string(node, "title", id);
       rule.ctcae = r.strings(node, "ctcae", id);
       rule.references = r.strings(node, "references", id);
@@ -419,10 +438,14 @@ class Loader {
       if (node["enabled"]) rule.enabled = r.boolean(node, "enabled", id);
       if (const auto sev = node["severity"]) {
         const auto s = r.string(node, "severity", id);
-        if (s == "info") rule.severity = Severity::info;
-        else if (s == "warning") rule.severity = Severity::warning;
-        else if (s == "critical") rule.severity = Severity::critical;
-        else r.error(sev, "bad-value", "severity must be info, warning or critical", id);
+        if (s == "info")
+          rule.severity = Severity::info;
+        else if (s == "warning")
+          rule.severity = Severity::warning;
+        else if (s == "critical")
+          rule.severity = Severity::critical;
+        else
+          r.error(sev, "bad-value", "severity must be info, warning or critical", id);
       }
       if (const auto opts = node["options"]) {
         r.check_keys(opts, {"evaluate_preliminary", "require_ici_exposure"}, id);
@@ -448,10 +471,12 @@ class Loader {
             continue;
           }
           if (grade < 1 || grade > 5) {
-            r.error(gnode, "grade-range", "grade " + std::to_string(grade) + " is out of range (CTCAE grades are 1 to 5)", id);
+            r.error(gnode, "grade-range",
+                    "grade " + std::to_string(grade) + " is out of range (CTCAE grades are 1 to 5)", id);
             continue;
           }
-          if (!seen.insert(grade).second) r.error(gnode, "duplicate-grade", "grade " + std::to_string(grade) + " is listed twice", id);
+          if (!seen.insert(grade).second)
+            r.error(gnode, "duplicate-grade", "grade " + std::to_string(grade) + " is listed twice", id);
           const auto when = g["when"];
           if (!when || !when.IsScalar()) {
             r.error(when ? when : g, "wrong-type", "'when' must be a condition", id);
@@ -488,7 +513,8 @@ class Loader {
       }
       for (const auto& g : rule.grades)
         if (!rule.actions.count(g.grade))
-          r.error(node["actions"] ? node["actions"] : node, "missing-key", "no recommended action for grade " + std::to_string(g.grade), id);
+          r.error(node["actions"] ? node["actions"] : node, "missing-key",
+                  "no recommended action for grade " + std::to_string(g.grade), id);
       if (const auto summary = node["summary"]; summary && summary.IsScalar()) {
         if (concepts_ok_) {
           take(r);
@@ -520,15 +546,19 @@ LoadedRuleSet load_rule_files(const std::vector<std::string>& paths) {
   std::vector<std::string> rule_paths;
   for (const auto& p : paths) {
     const auto name = fs::path(p).filename().string();
-    if (name == "concepts.yaml") concepts = p;
-    else if (name == "settings.yaml") settings = p;
-    else rule_paths.push_back(p);
+    if (name == "concepts.yaml")
+      concepts = p;
+    else if (name == "settings.yaml")
+      settings = p;
+    else
+      rule_paths.push_back(p);
   }
   try {
     return Loader().load(concepts, settings, rule_paths);
   } catch (const YAML::Exception& e) {
-    return LoadedRuleSet{nullptr, {{paths.empty() ? dir : paths.front(), e.mark.line + 1, e.mark.column + 1,
-                                    Diagnostic::Severity::error, "wrong-type", e.msg, ""}}};
+    return LoadedRuleSet{nullptr,
+                         {{paths.empty() ? dir : paths.front(), e.mark.line + 1, e.mark.column + 1,
+                           Diagnostic::Severity::error, "wrong-type", e.msg, ""}}};
   }
 }
 
@@ -540,7 +570,9 @@ LoadedRuleSet load_rule_set(const std::string& dir) {
     if (entry.is_regular_file() && (ext == ".yaml" || ext == ".yml")) paths.push_back(entry.path().string());
   }
   if (ec) {
-    return LoadedRuleSet{nullptr, {{dir, 0, 0, Diagnostic::Severity::error, "file", "cannot read the rules folder: " + ec.message(), ""}}};
+    return LoadedRuleSet{
+        nullptr,
+        {{dir, 0, 0, Diagnostic::Severity::error, "file", "cannot read the rules folder: " + ec.message(), ""}}};
   }
   std::sort(paths.begin(), paths.end());
   std::vector<std::string> ordered{dir + "/concepts.yaml", dir + "/settings.yaml"};

@@ -21,27 +21,26 @@ class Reader {
 
   void warning(const YAML::Node& at, std::string code, std::string message, std::string owner = {}) {
     const auto mark = at.Mark();
-    diagnostics_.push_back({file_, mark.line + 1, mark.column + 1, Diagnostic::Severity::warning,
-                            std::move(code), std::move(message), std::move(owner)});
+    diagnostics_.push_back({file_, mark.line + 1, mark.column + 1, Diagnostic::Severity::warning, std::move(code),
+                            std::move(message), std::move(owner)});
   }
 
   // An error at a position inside a scalar (e.g. a spot in a condition), given as line/column.
   void error_at(int line, int column, std::string code, std::string message, std::string owner = {}) {
-    diagnostics_.push_back({file_, line, column, Diagnostic::Severity::error, std::move(code), std::move(message),
-                            std::move(owner)});
+    diagnostics_.push_back(
+        {file_, line, column, Diagnostic::Severity::error, std::move(code), std::move(message), std::move(owner)});
   }
 
   const std::string& file() const { return file_; }
 
   void error(const YAML::Node& at, std::string code, std::string message, std::string owner = {}) {
     const auto mark = at.Mark();
-    diagnostics_.push_back({file_, mark.line + 1, mark.column + 1, Diagnostic::Severity::error,
-                            std::move(code), std::move(message), std::move(owner)});
+    diagnostics_.push_back({file_, mark.line + 1, mark.column + 1, Diagnostic::Severity::error, std::move(code),
+                            std::move(message), std::move(owner)});
   }
 
   // Keys not in `allowed` are errors: a typo must not silently drop a setting.
-  void check_keys(const YAML::Node& map, std::initializer_list<std::string_view> allowed,
-                  const std::string& owner) {
+  void check_keys(const YAML::Node& map, std::initializer_list<std::string_view> allowed, const std::string& owner) {
     for (const auto& kv : map) {
       const auto key = kv.first.as<std::string>();
       bool known = false;
@@ -54,8 +53,7 @@ class Reader {
     }
   }
 
-  std::string string(const YAML::Node& map, const char* key, const std::string& owner,
-                     bool required = true) {
+  std::string string(const YAML::Node& map, const char* key, const std::string& owner, bool required = true) {
     const auto node = map[key];
     if (!node) {
       if (required) error(map, "missing-key", std::string("missing required key '") + key + "'", owner);

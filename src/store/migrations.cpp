@@ -96,7 +96,9 @@ core::Result<void> exec(sqlite3* db, std::string_view sql, std::string_view what
 
 }  // namespace
 
-int latest_schema_version() { return static_cast<int>(std::size(kMigrations)); }
+int latest_schema_version() {
+  return static_cast<int>(std::size(kMigrations));
+}
 
 core::Result<int> migrate(sqlite3* db) {
   Statement get_version(db, "PRAGMA user_version");

@@ -24,7 +24,8 @@ struct Store::Statements {
         rollback(db, "ROLLBACK"),
         find_patient(db, "SELECT id FROM patients WHERE patient_key = ?1"),
         insert_patient(db, "INSERT INTO patients (patient_key, first_seen_ms) VALUES (?1, ?2)"),
-        obs_same_content(db, "SELECT version FROM observations WHERE feed = ?1 AND record_id = ?2 AND content_hash = ?3 LIMIT 1"),
+        obs_same_content(
+            db, "SELECT version FROM observations WHERE feed = ?1 AND record_id = ?2 AND content_hash = ?3 LIMIT 1"),
         obs_max_version(db, "SELECT max(version) FROM observations WHERE feed = ?1 AND record_id = ?2"),
         obs_retire(db, "UPDATE observations SET is_current = 0 WHERE feed = ?1 AND record_id = ?2 AND is_current = 1"),
         obs_insert(db,
@@ -33,16 +34,19 @@ struct Store::Statements {
                    "event_offset_min, status, ref_low, ref_high, ref_from_sender, baseline, message_id, received_ms, "
                    "content_hash) VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
                    "?17, ?18, ?19, ?20, ?21, ?22)"),
-        med_same_content(db, "SELECT version FROM administrations WHERE feed = ?1 AND record_id = ?2 AND content_hash = ?3 LIMIT 1"),
+        med_same_content(
+            db, "SELECT version FROM administrations WHERE feed = ?1 AND record_id = ?2 AND content_hash = ?3 LIMIT 1"),
         med_max_version(db, "SELECT max(version) FROM administrations WHERE feed = ?1 AND record_id = ?2"),
-        med_retire(db, "UPDATE administrations SET is_current = 0 WHERE feed = ?1 AND record_id = ?2 AND is_current = 1"),
+        med_retire(db,
+                   "UPDATE administrations SET is_current = 0 WHERE feed = ?1 AND record_id = ?2 AND is_current = 1"),
         med_insert(db,
                    "INSERT INTO administrations (feed, record_id, version, is_current, patient_id, drug_system, "
                    "drug_code, ici, ici_class, event_time_ms, event_offset_min, status, message_id, received_ms, "
                    "content_hash) VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
-        insert_rejected(db,
-                        "INSERT INTO rejected (received_ms, feed, source, position, error_code, reason, raw, truncated) "
-                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)") {}
+        insert_rejected(
+            db,
+            "INSERT INTO rejected (received_ms, feed, source, position, error_code, reason, raw, truncated) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)") {}
 
   Statement begin, commit, rollback;
   Statement find_patient, insert_patient;
@@ -77,11 +81,15 @@ core::Result<void> prepare_files(const std::string& data_dir, const std::string&
 }
 
 // Decodes the hash stored as a signed 64-bit integer (SQLite has no unsigned type).
-std::int64_t hash_column(std::uint64_t h) { return static_cast<std::int64_t>(h); }
+std::int64_t hash_column(std::uint64_t h) {
+  return static_cast<std::int64_t>(h);
+}
 
 }  // namespace
 
-std::string Store::database_path(const std::string& data_dir) { return data_dir + "/iraewatch.db"; }
+std::string Store::database_path(const std::string& data_dir) {
+  return data_dir + "/iraewatch.db";
+}
 
 core::Result<std::unique_ptr<Store>> Store::open(const std::string& data_dir, StoreOptions options) {
   const std::string path = database_path(data_dir);
@@ -119,7 +127,9 @@ Store::~Store() {
   sqlite3_close(db_);
 }
 
-core::Result<void> Store::checkpoint() { return exec(db_, "PRAGMA wal_checkpoint(PASSIVE)"); }
+core::Result<void> Store::checkpoint() {
+  return exec(db_, "PRAGMA wal_checkpoint(PASSIVE)");
+}
 
 int Store::schema_version() {
   Statement s(db_, "PRAGMA user_version");
@@ -238,7 +248,10 @@ core::Result<WriteOutcome> Store::apply_observation(const core::Observation& o) 
   ins.bind(1, o.provenance.feed).bind(2, o.id).bind(3, std::int64_t{*version}).bind(4, *patient);
   ins.bind(5, o.code.system).bind(6, o.code.code).bind_text_or_null(7, o.concept_name);
   ins.bind(8, o.value);
-  if (o.value) ins.bind_null(9); else ins.bind_text_or_null(9, o.text_value);
+  if (o.value)
+    ins.bind_null(9);
+  else
+    ins.bind_text_or_null(9, o.text_value);
   ins.bind_text_or_null(10, o.unit).bind(11, o.canonical_value).bind_text_or_null(12, o.canonical_unit);
   ins.bind(13, o.time.utc_ms).bind(14, std::int64_t{o.time.offset_min}).bind(15, core::to_string(o.status));
   ins.bind(16, o.ref_low).bind(17, o.ref_high).bind(18, std::int64_t{o.ref_from_sender});
@@ -284,8 +297,10 @@ core::Result<Summary> Store::summary() {
   };
   const Count counts[] = {
       {"SELECT count(*) FROM patients", &out.patients},
-      {"SELECT count(*) FROM observations WHERE is_current = 1 AND status NOT IN ('entered-in-error', 'cancelled')", &out.observations},
-      {"SELECT count(*) FROM observations WHERE is_current = 1 AND status IN ('entered-in-error', 'cancelled')", &out.withdrawn_observations},
+      {"SELECT count(*) FROM observations WHERE is_current = 1 AND status NOT IN ('entered-in-error', 'cancelled')",
+       &out.observations},
+      {"SELECT count(*) FROM observations WHERE is_current = 1 AND status IN ('entered-in-error', 'cancelled')",
+       &out.withdrawn_observations},
       {"SELECT count(*) FROM observations", &out.observation_versions},
       {"SELECT count(*) FROM observations WHERE is_current = 1 AND concept IS NULL", &out.unmapped_observations},
       {"SELECT count(*) FROM administrations WHERE is_current = 1", &out.administrations},
@@ -353,10 +368,11 @@ core::Result<std::vector<StoredObservation>> Store::observation_versions(const s
 
 core::Result<void> Store::for_each_current_record(std::int64_t since_ms,
                                                   const std::function<void(const core::Record&)>& fn) {
-  Statement meds(db_,
-                 "SELECT a.feed, a.record_id, p.patient_key, a.drug_system, a.drug_code, a.ici, a.ici_class, "
-                 "a.event_time_ms, a.event_offset_min, a.status FROM administrations a JOIN patients p ON p.id = a.patient_id "
-                 "WHERE a.is_current = 1 ORDER BY a.event_time_ms");
+  Statement meds(
+      db_,
+      "SELECT a.feed, a.record_id, p.patient_key, a.drug_system, a.drug_code, a.ici, a.ici_class, "
+      "a.event_time_ms, a.event_offset_min, a.status FROM administrations a JOIN patients p ON p.id = a.patient_id "
+      "WHERE a.is_current = 1 ORDER BY a.event_time_ms");
   for (;;) {
     auto row = meds.step();
     if (!row) return std::unexpected(row.error());
@@ -372,11 +388,12 @@ core::Result<void> Store::for_each_current_record(std::int64_t since_ms,
     m.status = core::parse_medication_status(meds.text(9)).value_or(core::MedicationStatus::completed);
     fn(core::Record(std::move(m)));
   }
-  Statement obs(db_,
-                "SELECT o.feed, o.record_id, p.patient_key, o.concept, o.canonical_value, o.event_time_ms, "
-                "o.event_offset_min, o.status, o.ref_low, o.ref_high, o.baseline FROM observations o "
-                "JOIN patients p ON p.id = o.patient_id WHERE o.is_current = 1 AND o.concept IS NOT NULL "
-                "AND o.canonical_value IS NOT NULL AND (o.event_time_ms >= ?1 OR o.baseline = 1) ORDER BY o.event_time_ms");
+  Statement obs(
+      db_,
+      "SELECT o.feed, o.record_id, p.patient_key, o.concept, o.canonical_value, o.event_time_ms, "
+      "o.event_offset_min, o.status, o.ref_low, o.ref_high, o.baseline FROM observations o "
+      "JOIN patients p ON p.id = o.patient_id WHERE o.is_current = 1 AND o.concept IS NOT NULL "
+      "AND o.canonical_value IS NOT NULL AND (o.event_time_ms >= ?1 OR o.baseline = 1) ORDER BY o.event_time_ms");
   obs.bind(1, since_ms);
   for (;;) {
     auto row = obs.step();
@@ -416,8 +433,8 @@ core::Result<std::vector<RejectedRow>> Store::rejected(int limit) {
     auto row = s.step();
     if (!row) return std::unexpected(row.error());
     if (!*row) break;
-    out.push_back(RejectedRow{s.int64(0), s.int64(1), s.text(2), s.text(3), s.int64(4), s.text(5), s.text(6),
-                              s.text(7), s.int64(8) != 0});
+    out.push_back(RejectedRow{s.int64(0), s.int64(1), s.text(2), s.text(3), s.int64(4), s.text(5), s.text(6), s.text(7),
+                              s.int64(8) != 0});
   }
   return out;
 }

@@ -7,7 +7,9 @@ namespace iraewatch::store {
 Writer::Writer(std::unique_ptr<Store> store, WriterOptions options)
     : store_(std::move(store)), options_(options), thread_([this] { run(); }) {}
 
-Writer::~Writer() { stop(); }
+Writer::~Writer() {
+  stop();
+}
 
 void Writer::submit(std::vector<WriteItem> items, Done done) {
   {

@@ -47,9 +47,10 @@ TEST_CASE("alert lines are valid JSON with every contract field, escaped", "[ale
   CHECK(j["evidence"][0]["baseline"] == false);
   CHECK(j["source"]["references"][0] == "NCI CTCAE v5.0");
   CHECK(j["time"] == "2026-02-16T08:10:00+01:00");
-  for (const char* field : {"event", "patient", "signal", "grade", "previous_grade", "severity", "indicator", "rule",
-                            "rules", "title", "summary", "detail", "action", "ctcae", "evidence", "combination_therapy",
-                            "context", "source", "time", "trigger", "ruleset_version"}) {
+  for (const char* field :
+       {"event",   "patient", "signal",  "grade",   "previous_grade", "severity", "indicator", "rule",
+        "rules",   "title",   "summary", "detail",  "action",         "ctcae",    "evidence",  "combination_therapy",
+        "context", "source",  "time",    "trigger", "ruleset_version"}) {
     INFO(field);
     CHECK(j.contains(field));
   }

@@ -1,7 +1,7 @@
 // Black box: the real daemon on loopback, fed NDJSON as an integration engine would.
 
-#include <catch2/catch.hpp>
 #include <signal.h>
+#include <catch2/catch.hpp>
 
 #include "iraewatch/store/store.hpp"
 #include "support/daemon.hpp"
@@ -28,9 +28,10 @@ TEST_CASE("01 good and bad lines each get one reply, in order, and only good one
   {
     Daemon daemon(data);
     LineSocket client(daemon.port());
-    client.send(obs("a1") + "\n" + "this is not json\n" + obs("a2") + "\n\n" +
-                R"({"type":"observation","id":"a3","patient":"MRN-1","code":"tsh","value":1,"unit":"g","time":"2026-03-01T08:00:00Z"})" +
-                "\n" + obs("a4") + "\r\n");
+    client.send(
+        obs("a1") + "\n" + "this is not json\n" + obs("a2") + "\n\n" +
+        R"({"type":"observation","id":"a3","patient":"MRN-1","code":"tsh","value":1,"unit":"g","time":"2026-03-01T08:00:00Z"})" +
+        "\n" + obs("a4") + "\r\n");
     CHECK(client.read_line() == R"({"ok":true,"id":"a1"})");
     auto bad = client.read_line();
     REQUIRE(bad);
@@ -106,7 +107,8 @@ TEST_CASE("01 SIGTERM drains: every acknowledged record is stored and the daemon
 TEST_CASE("01 the daemon refuses to start on unusable rules or config, with a clear message", "[blackbox]") {
   TempDir tmp;
   testing::write_file(tmp.file("concepts.yaml"), "concepts: [\n");
-  auto r = testing::run_binary({"--data-dir", tmp.file("data"), "--rules", tmp.path(), "serve", "--listen", "127.0.0.1:0"});
+  auto r =
+      testing::run_binary({"--data-dir", tmp.file("data"), "--rules", tmp.path(), "serve", "--listen", "127.0.0.1:0"});
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("concepts.yaml:2:1: error: [yaml-syntax]"));
 

@@ -1,7 +1,7 @@
 // Black box: SIGKILL mid-stream loses no acknowledged record, and a resend stores nothing twice.
 
-#include <catch2/catch.hpp>
 #include <signal.h>
+#include <catch2/catch.hpp>
 
 #include <set>
 #include <thread>

@@ -1,8 +1,8 @@
 // Black box: the listener's limits give a clear error and close the connection, never a crash,
 // and never lose the valid lines around the offending one.
 
-#include <catch2/catch.hpp>
 #include <signal.h>
+#include <catch2/catch.hpp>
 
 #include <memory>
 
@@ -43,8 +43,7 @@ TEST_CASE("03 an over-long line is refused and kept; lines before it are stored"
     LineSocket client(daemon.port());
     client.send(obs("l1") + "\n" + std::string(5000, 'x') + "\n" + obs("l3") + "\n");
     CHECK(client.read_line() == R"({"ok":true,"id":"l1"})");
-    CHECK(client.read_line() ==
-          R"({"ok":false,"line":2,"error":"line is longer than 1024 bytes; connection closed"})");
+    CHECK(client.read_line() == R"({"ok":false,"line":2,"error":"line is longer than 1024 bytes; connection closed"})");
     CHECK(client.closed_by_peer());
 
     // A line that never ends is cut off too, without reading it all.

@@ -45,7 +45,8 @@ TEST_CASE("05 check passes the shipped rules and points at each problem in a bro
   auto bad = run_binary({"check", tmp.file("rules")});
   CHECK(bad.exit_code == 1);
   CHECK_THAT(bad.out, Catch::Contains("rules/thyroid.yaml:"));
-  CHECK_THAT(bad.out, Catch::Contains(": error: [unit-mismatch] unit '%' cannot be converted to m[IU]/L (the unit of tsh) (T1)"));
+  CHECK_THAT(bad.out, Catch::Contains(
+                          ": error: [unit-mismatch] unit '%' cannot be converted to m[IU]/L (the unit of tsh) (T1)"));
   CHECK_THAT(bad.out, Catch::Contains("1 error, 0 warnings"));
   // The source line, then a caret under the '%'.
   const auto out = lines_of(bad.out);
@@ -57,7 +58,8 @@ TEST_CASE("05 check passes the shipped rules and points at each problem in a bro
   CHECK(source[caret.find('^')] == '%');
 
   // A daemon never starts on a rule set with errors.
-  auto serve = run_binary({"--rules", tmp.file("rules"), "--data-dir", tmp.file("data"), "serve", "--listen", "127.0.0.1:0"});
+  auto serve =
+      run_binary({"--rules", tmp.file("rules"), "--data-dir", tmp.file("data"), "serve", "--listen", "127.0.0.1:0"});
   CHECK(serve.exit_code == 2);
   CHECK_THAT(serve.err, Catch::Contains("[unit-mismatch]"));
 }
@@ -68,8 +70,9 @@ TEST_CASE("05 replay prints one JSON event per line with the contract's fields",
   const auto events = lines_of(r.out);
   REQUIRE(events.size() == 5);
   for (const auto& e : events) {
-    for (const char* field : {"\"event\":", "\"patient\":", "\"signal\":", "\"grade\":", "\"severity\":", "\"rule\":",
-                              "\"title\":", "\"summary\":", "\"action\":", "\"evidence\":", "\"time\":", "\"ruleset_version\":"}) {
+    for (const char* field :
+         {"\"event\":", "\"patient\":", "\"signal\":", "\"grade\":", "\"severity\":", "\"rule\":", "\"title\":",
+          "\"summary\":", "\"action\":", "\"evidence\":", "\"time\":", "\"ruleset_version\":"}) {
       INFO(e);
       CHECK_THAT(e, Catch::Contains(field));
     }
@@ -103,7 +106,10 @@ TEST_CASE("05 the daemon appends alert events for committed records, and never t
     CHECK(sent.exit_code == 0);
     const auto events = wait_for_lines(5);
     REQUIRE(events.size() == 5);
-    CHECK_THAT(events[2], Catch::Contains(R"x("summary":"Possible immune-related colitis, suspected CTCAE grade 2: 6 stools/day (baseline 1)")x"));
+    CHECK_THAT(
+        events[2],
+        Catch::Contains(
+            R"x("summary":"Possible immune-related colitis, suspected CTCAE grade 2: 6 stools/day (baseline 1)")x"));
   }
   // After a restart the engine is warmed from the store (19 current records: one line corrected
   // another), and the same data again alerts no one.

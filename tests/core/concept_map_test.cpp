@@ -6,8 +6,15 @@ using namespace iraewatch::core;
 
 namespace {
 ConceptMap small_map() {
-  Concept temp{"temperature", "temperature", "vital", {{"http://loinc.org", "8310-5"}}, "Cel", false,
-               {{"[degF]", 1.0 / 1.8, -32.0}}, std::nullopt, 38.0};
+  Concept temp{"temperature",
+               "temperature",
+               "vital",
+               {{"http://loinc.org", "8310-5"}},
+               "Cel",
+               false,
+               {{"[degF]", 1.0 / 1.8, -32.0}},
+               std::nullopt,
+               38.0};
   Concept score{"cough", "cough", "symptom", {}, "{score}", true, {{"1", 1.0, 0.0}}, std::nullopt, std::nullopt};
   Drug nivo{"nivolumab", {"Opdivo"}, {"PD-1"}, "pd1", {{"http://www.whocc.no/atc", "L01FF01"}}};
   return ConceptMap({temp, score}, {nivo});

@@ -43,10 +43,11 @@ class Harness {
   std::vector<std::string> obs(const std::string& id, const std::string& code, double value, double day,
                                const std::string& extra = "") {
     return feed(R"({"type":"observation","id":")" + id + R"(","patient":"P","code":")" + code + R"(","value":)" +
-                std::to_string(value) + R"(,"time":")" + core::format_utc(kStart + static_cast<std::int64_t>(day * kDay)) +
-                "\"" + extra + "}");
+                std::to_string(value) + R"(,"time":")" +
+                core::format_utc(kStart + static_cast<std::int64_t>(day * kDay)) + "\"" + extra + "}");
   }
-  std::vector<std::string> dose(const std::string& id, const std::string& drug, double day, const std::string& extra = "") {
+  std::vector<std::string> dose(const std::string& id, const std::string& drug, double day,
+                                const std::string& extra = "") {
     return feed(R"({"type":"medication","id":")" + id + R"(","patient":"P","drug":")" + drug + R"(","time":")" +
                 core::format_utc(kStart + static_cast<std::int64_t>(day * kDay)) + "\"" + extra + "}");
   }
@@ -123,10 +124,15 @@ TEST_CASE("grade changes escalate and update; withdrawn data retracts", "[engine
   // The free T4 is corrected to normal: T3 no longer holds, T1 still does.
   CHECK(h.obs("f1", "free_t4", 1.2, 10, R"(,"unit":"ng/dL","status":"corrected")") == V{"updated:thyroid:1"});
   // The TSH is withdrawn: nothing raised the alert any more.
-  CHECK(h.feed(R"({"type":"observation","id":"t1","patient":"P","code":"tsh","time":"2026-01-11T00:00:00Z","status":"entered-in-error"})") ==
-        V{"retracted:thyroid:0"});
+  CHECK(
+      h.feed(
+          R"({"type":"observation","id":"t1","patient":"P","code":"tsh","time":"2026-01-11T00:00:00Z","status":"entered-in-error"})") ==
+      V{"retracted:thyroid:0"});
   // The same record again changes nothing.
-  CHECK(h.feed(R"({"type":"observation","id":"t1","patient":"P","code":"tsh","time":"2026-01-11T00:00:00Z","status":"entered-in-error"})") == V{});
+  CHECK(
+      h.feed(
+          R"({"type":"observation","id":"t1","patient":"P","code":"tsh","time":"2026-01-11T00:00:00Z","status":"entered-in-error"})") ==
+      V{});
 }
 
 TEST_CASE("exposure gates the shipped rules", "[engine]") {

@@ -34,10 +34,11 @@ std::vector<rules::Diagnostic> problems(const std::string& yaml) {
 
 TEST_CASE("the shipped concept map has every concept of the clinical spec with its canonical unit", "[rules]") {
   const std::pair<const char*, const char*> expected[] = {
-      {"tsh", "m[IU]/L"},      {"free_t4", "ng/dL"},     {"free_t3", "pg/mL"},       {"calprotectin", "ug/g"},
-      {"crp", "mg/L"},         {"spo2", "%"},            {"spo2_exertion", "%"},     {"resp_rate", "/min"},
-      {"temperature", "Cel"},  {"stools_per_day", "/d"}, {"stool_blood", "1"},       {"abdominal_pain", "{score}"},
-      {"cough", "{score}"},    {"dyspnea", "{score}"},
+      {"tsh", "m[IU]/L"},       {"free_t4", "ng/dL"},   {"free_t3", "pg/mL"},
+      {"calprotectin", "ug/g"}, {"crp", "mg/L"},        {"spo2", "%"},
+      {"spo2_exertion", "%"},   {"resp_rate", "/min"},  {"temperature", "Cel"},
+      {"stools_per_day", "/d"}, {"stool_blood", "1"},   {"abdominal_pain", "{score}"},
+      {"cough", "{score}"},     {"dyspnea", "{score}"},
   };
   for (const auto& [name, unit] : expected) {
     INFO(name);
@@ -50,9 +51,9 @@ TEST_CASE("the shipped concept map has every concept of the clinical spec with i
 
 TEST_CASE("the shipped codes map to the spec's concepts", "[rules]") {
   const std::pair<const char*, const char*> loinc[] = {
-      {"3016-3", "tsh"},          {"11580-8", "tsh"},          {"3024-7", "free_t4"},  {"83122-2", "free_t4"},
-      {"6892-4", "free_t4"},      {"14920-3", "free_t4"},      {"3051-0", "free_t3"},  {"38445-3", "calprotectin"},
-      {"1988-5", "crp"},          {"59408-5", "spo2"},         {"2708-6", "spo2"},     {"9279-1", "resp_rate"},
+      {"3016-3", "tsh"},         {"11580-8", "tsh"},     {"3024-7", "free_t4"}, {"83122-2", "free_t4"},
+      {"6892-4", "free_t4"},     {"14920-3", "free_t4"}, {"3051-0", "free_t3"}, {"38445-3", "calprotectin"},
+      {"1988-5", "crp"},         {"59408-5", "spo2"},    {"2708-6", "spo2"},    {"9279-1", "resp_rate"},
       {"8310-5", "temperature"},
   };
   for (const auto& [code, name] : loinc) {
@@ -92,8 +93,8 @@ TEST_CASE("every unit the shipped map accepts converts as the spec says", "[rule
 
 TEST_CASE("units the shipped map does not list are refused, never guessed", "[rules]") {
   const std::pair<const char*, const char*> refused[] = {
-      {"tsh", "mU/L"}, {"tsh", "ng/dL"}, {"free_t4", "nmol/L"}, {"free_t4", "ng/mL"}, {"crp", "mg/dl"},
-      {"temperature", "K"}, {"spo2", ""}, {"stools_per_day", ""}, {"calprotectin", "ug/mL"}, {"tsh", ""},
+      {"tsh", "mU/L"},      {"tsh", "ng/dL"}, {"free_t4", "nmol/L"},  {"free_t4", "ng/mL"},      {"crp", "mg/dl"},
+      {"temperature", "K"}, {"spo2", ""},     {"stools_per_day", ""}, {"calprotectin", "ug/mL"}, {"tsh", ""},
   };
   for (const auto& [name, unit] : refused) {
     INFO(name << " '" << unit << "'");
@@ -120,13 +121,13 @@ TEST_CASE("the shipped default reference ranges follow the spec", "[rules]") {
 
 TEST_CASE("the shipped ICI list matches every name, brand and code of the spec", "[rules]") {
   const std::tuple<const char*, const char*, const char*, const char*> drugs[] = {
-      {"ipilimumab", "Yervoy", "L01FX04", "ctla4"},    {"tremelimumab", "Imjudo", "L01FX20", "ctla4"},
-      {"nivolumab", "Opdivo", "L01FF01", "pd1"},       {"pembrolizumab", "Keytruda", "L01FF02", "pd1"},
-      {"cemiplimab", "Libtayo", "L01FF06", "pd1"},     {"dostarlimab", "Jemperli", "L01FF07", "pd1"},
-      {"tislelizumab", "Tevimbra", "L01FF09", "pd1"},  {"retifanlimab", "Zynyz", "L01FF10", "pd1"},
-      {"toripalimab", "Loqtorzi", nullptr, "pd1"},     {"atezolizumab", "Tecentriq", "L01FF05", "pdl1"},
-      {"durvalumab", "Imfinzi", "L01FF03", "pdl1"},    {"avelumab", "Bavencio", "L01FF04", "pdl1"},
-      {"sugemalimab", "Cejemly", "L01FF11", "pdl1"},   {"nivolumab + relatlimab", "Opdualag", "L01FY02", "pd1"},
+      {"ipilimumab", "Yervoy", "L01FX04", "ctla4"},   {"tremelimumab", "Imjudo", "L01FX20", "ctla4"},
+      {"nivolumab", "Opdivo", "L01FF01", "pd1"},      {"pembrolizumab", "Keytruda", "L01FF02", "pd1"},
+      {"cemiplimab", "Libtayo", "L01FF06", "pd1"},    {"dostarlimab", "Jemperli", "L01FF07", "pd1"},
+      {"tislelizumab", "Tevimbra", "L01FF09", "pd1"}, {"retifanlimab", "Zynyz", "L01FF10", "pd1"},
+      {"toripalimab", "Loqtorzi", nullptr, "pd1"},    {"atezolizumab", "Tecentriq", "L01FF05", "pdl1"},
+      {"durvalumab", "Imfinzi", "L01FF03", "pdl1"},   {"avelumab", "Bavencio", "L01FF04", "pdl1"},
+      {"sugemalimab", "Cejemly", "L01FF11", "pdl1"},  {"nivolumab + relatlimab", "Opdualag", "L01FY02", "pd1"},
   };
   for (const auto& [inn, brand, atc, cls] : drugs) {
     INFO(inn);
@@ -168,8 +169,9 @@ concepts:
 drugs: []
 )");
   REQUIRE(d.size() == 4);
-  CHECK(rules::format(d[0]) == "test.yaml:6:5: error: [unknown-key] unknown key 'codez' (allowed: name, display, "
-                               "kind, codes, unit, unit_optional, convert, reference_range) (tsh)");
+  CHECK(rules::format(d[0]) ==
+        "test.yaml:6:5: error: [unknown-key] unknown key 'codez' (allowed: name, display, "
+        "kind, codes, unit, unit_optional, convert, reference_range) (tsh)");
   CHECK(d[1].code == "bad-value");
   CHECK(d[1].line == 8);
   CHECK(d[2].code == "conversion");

@@ -45,11 +45,12 @@ TEST_CASE("the shipped rule set loads with no problems and indexes its inputs", 
   REQUIRE(r.rules);
   std::vector<std::string> ids;
   for (const auto& rule : r.rules->rules) ids.push_back(rule.id);
-  CHECK(ids == std::vector<std::string>{"C1", "C2", "C3", "C4", "C5", "P1", "P2", "P3", "P4", "P5", "T1", "T2", "T3", "T4", "T5"});
+  CHECK(ids == std::vector<std::string>{"C1", "C2", "C3", "C4", "C5", "P1", "P2", "P3", "P4", "P5", "T1", "T2", "T3",
+                                        "T4", "T5"});
   CHECK(r.rules->signals.size() == 3);
   CHECK_THAT(r.rules->version, Catch::StartsWith("2026.11.0+"));
   const auto& by_tsh = r.rules->rules_by_concept.at("tsh");
-  CHECK(by_tsh.size() == 5);  // T1-T5
+  CHECK(by_tsh.size() == 5);                                          // T1-T5
   CHECK(r.rules->rules_by_concept.at("stools_per_day").size() == 2);  // C1, C3
   CHECK(r.rules->settings.ici_exposure_window_ms == 365LL * 86400000);
   CHECK(r.rules->settings.freshness_ms.at("symptom") == 48LL * 3600000);
@@ -92,16 +93,16 @@ macros:
 )");
   auto r = rules::load_rule_set(dir);
   CHECK_FALSE(r.rules);
-  CHECK(codes(r) == std::vector<std::string>{
-                        "unit-mismatch@6", "duplicate-id@9", "unknown-key@12", "grade-range@14", "unknown-concept@15",
-                        "unknown-function@16", "undefined-macro@17", "unknown-signal@21", "wrong-type@23",
-                        "wrong-type@24", "unused-macro@28"});
+  CHECK(codes(r) == std::vector<std::string>{"unit-mismatch@6", "duplicate-id@9", "unknown-key@12", "grade-range@14",
+                                             "unknown-concept@15", "unknown-function@16", "undefined-macro@17",
+                                             "unknown-signal@21", "wrong-type@23", "wrong-type@24", "unused-macro@28"});
   // Positions point into the condition itself (1-based), after the opening quote.
   const auto unit = own(r)[0];
   CHECK(unit.column == 45);  // under the percent sign
   CHECK(unit.rule == "X1");
-  CHECK(rules::format(unit) == dir + "/custom.yaml:6:45: error: [unit-mismatch] unit '%' cannot be converted to "
-                                     "m[IU]/L (the unit of tsh) (X1)");
+  CHECK(rules::format(unit) == dir +
+                                   "/custom.yaml:6:45: error: [unit-mismatch] unit '%' cannot be converted to "
+                                   "m[IU]/L (the unit of tsh) (X1)");
   CHECK(own(r).back().severity == rules::Diagnostic::Severity::warning);
 }
 
@@ -118,7 +119,8 @@ TEST_CASE("YAML syntax errors and a missing settings file are reported, not thro
   auto missing = rules::load_rule_set(dir);
   CHECK_FALSE(missing.rules);
   bool file_error = false;
-  for (const auto& d : missing.diagnostics) file_error = file_error || (d.code == "file" && d.file == dir + "/settings.yaml");
+  for (const auto& d : missing.diagnostics)
+    file_error = file_error || (d.code == "file" && d.file == dir + "/settings.yaml");
   CHECK(file_error);
 }
 

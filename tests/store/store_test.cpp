@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <catch2/catch.hpp>
 
 #include "iraewatch/ingest/ndjson_parser.hpp"
 #include "iraewatch/rules/concept_map_loader.hpp"
@@ -131,7 +131,10 @@ TEST_CASE("entered-in-error becomes the current version, keeping the history", "
   testing::TempDir tmp;
   auto s = open(tmp.file("data"));
   write_one(*s, record(tsh("r1", 12)));
-  auto retracted = write_one(*s, record(R"({"type":"observation","id":"r1","patient":"MRN-1","code":"tsh","time":"2026-03-01T08:00:00Z","status":"entered-in-error"})"));
+  auto retracted = write_one(
+      *s,
+      record(
+          R"({"type":"observation","id":"r1","patient":"MRN-1","code":"tsh","time":"2026-03-01T08:00:00Z","status":"entered-in-error"})"));
   CHECK(retracted.version == 2);
   auto versions = *s->observation_versions("ndjson", "r1");
   REQUIRE(versions.size() == 2);
@@ -151,11 +154,14 @@ TEST_CASE("record ids are scoped by feed", "[store]") {
 TEST_CASE("medications keep versions and ICI classification", "[store]") {
   testing::TempDir tmp;
   auto s = open(tmp.file("data"));
-  const std::string m = R"({"type":"medication","id":"m1","patient":"MRN-1","drug":"Opdivo","time":"2026-03-01T08:00:00Z")";
+  const std::string m =
+      R"({"type":"medication","id":"m1","patient":"MRN-1","drug":"Opdivo","time":"2026-03-01T08:00:00Z")";
   CHECK(write_one(*s, record(m + "}")).kind == WriteOutcome::Kind::stored);
   CHECK(write_one(*s, record(m + "}")).kind == WriteOutcome::Kind::duplicate);
   CHECK(write_one(*s, record(m + R"(,"status":"entered-in-error"})")).version == 2);
-  write_one(*s, record(R"({"type":"medication","id":"m2","patient":"MRN-1","drug":"aspirin","time":"2026-03-01T08:00:00Z"})"));
+  write_one(
+      *s,
+      record(R"({"type":"medication","id":"m2","patient":"MRN-1","drug":"aspirin","time":"2026-03-01T08:00:00Z"})"));
   auto summary = *s->summary();
   CHECK(summary.administrations == 2);
   CHECK(summary.ici_administrations == 1);
@@ -167,7 +173,8 @@ TEST_CASE("rejected input is kept with its source, position, reason and raw byte
   testing::TempDir tmp;
   auto s = open(tmp.file("data"));
   const std::string raw("bad\0line\xff", 9);
-  store::Rejection r{"ndjson", "feed.ndjson", 42, {core::ErrorCode::invalid_input, "not valid JSON: ..."}, raw, false, 7};
+  store::Rejection r{"ndjson", "feed.ndjson", 42, {core::ErrorCode::invalid_input, "not valid JSON: ..."},
+                     raw,      false,         7};
   CHECK(write_one(*s, r).kind == WriteOutcome::Kind::rejection_stored);
   auto rows = *s->rejected(10);
   REQUIRE(rows.size() == 1);

@@ -72,7 +72,8 @@ TEST_CASE("stop() commits what is queued and later submissions fail clearly", "[
   auto writer = std::make_unique<store::Writer>(std::move(*s));
   std::atomic<int> ok{0};
   for (int i = 0; i < 20; ++i)
-    writer->submit({observation("q" + std::to_string(i))}, [&](store::WriteResult r, std::vector<store::WriteItem>) { ok += r ? 1 : 0; });
+    writer->submit({observation("q" + std::to_string(i))},
+                   [&](store::WriteResult r, std::vector<store::WriteItem>) { ok += r ? 1 : 0; });
   writer->stop();
   CHECK(ok == 20);
   std::vector<store::WriteItem> late_items{observation("late")};

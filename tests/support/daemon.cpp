@@ -135,6 +135,8 @@ int Daemon::stop(int signal, std::chrono::seconds timeout) {
   return code.value_or(-1);
 }
 
-std::string Daemon::log() const { return read_file(stderr_path_); }
+std::string Daemon::log() const {
+  return read_file(stderr_path_);
+}
 
 }  // namespace iraewatch::testing

@@ -37,7 +37,9 @@ void LineSocket::send(const std::string& bytes) {
   }
 }
 
-void LineSocket::shutdown_send() { ::shutdown(fd_, SHUT_WR); }
+void LineSocket::shutdown_send() {
+  ::shutdown(fd_, SHUT_WR);
+}
 
 std::optional<std::string> LineSocket::read_line(std::chrono::milliseconds timeout) {
   const auto until = std::chrono::steady_clock::now() + timeout;

@@ -17,8 +17,8 @@ struct ServeOptions {
 };
 
 struct IngestOptions {
-  std::string format;  // "ndjson", or empty to tell by extension
-  std::string feed;  // empty: listeners.ndjson.feed of the config
+  std::string format;              // "ndjson", or empty to tell by extension
+  std::string feed;                // empty: listeners.ndjson.feed of the config
   std::vector<std::string> files;  // "-" is standard input
 };
 

@@ -24,7 +24,7 @@ struct Config {
   std::string data_dir = "data";
   std::string rules_dir;  // empty: the bundled rules
   std::string log_level = "info";
-  bool log_file = true;   // rotating DATA_DIR/iraewatch.log besides the console
+  bool log_file = true;  // rotating DATA_DIR/iraewatch.log besides the console
   std::size_t log_max_file_bytes = 10 * 1024 * 1024;
   std::size_t log_max_files = 5;
   bool synchronous_full = true;

@@ -7,8 +7,8 @@
 #include <deque>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "iraewatch/alert/alert_log.hpp"

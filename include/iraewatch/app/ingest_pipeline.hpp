@@ -17,17 +17,17 @@ namespace iraewatch::app {
 struct InputLine {
   std::uint64_t number = 0;  // 1-based position in its source
   std::string text;
-  bool too_long = false;     // text is only a prefix of a line over the size limit
-  std::size_t limit = 0;     // the limit it passed, for the message
+  bool too_long = false;  // text is only a prefix of a line over the size limit
+  std::size_t limit = 0;  // the limit it passed, for the message
 };
 
 // A batch ready for the writer, and what is needed to answer it.
 struct PreparedBatch {
   struct Slot {
     std::uint64_t line = 0;
-    bool blank = false;          // no item, no reply
-    std::string id;              // the record id, for accepted lines
-    std::string error;           // the parse error, for rejected lines
+    bool blank = false;  // no item, no reply
+    std::string id;      // the record id, for accepted lines
+    std::string error;   // the parse error, for rejected lines
   };
   std::vector<store::WriteItem> items;  // one per non-blank slot, in order
   std::vector<Slot> slots;

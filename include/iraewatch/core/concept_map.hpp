@@ -29,19 +29,19 @@ struct Concept {
   std::string display;  // e.g. "TSH", for alert text
   std::string kind;     // "lab", "vital" or "symptom"; rules pick freshness windows by kind
   std::vector<Code> codes;
-  std::string unit;     // the canonical UCUM unit
-  bool unit_optional = false;  // a record may omit the unit (unitless scores and flags)
+  std::string unit;                         // the canonical UCUM unit
+  bool unit_optional = false;               // a record may omit the unit (unitless scores and flags)
   std::vector<UnitConversion> conversions;  // other accepted units; the canonical unit is implied
   std::optional<double> ref_low;
   std::optional<double> ref_high;
 };
 
 struct Drug {
-  std::string inn;                  // e.g. "nivolumab"
-  std::vector<std::string> brands;  // e.g. "Opdivo"
-  std::vector<std::string> targets; // e.g. "PD-1"
-  std::string drug_class;           // "ctla4", "pd1", "pdl1", ...; used for combination therapy
-  std::vector<Code> codes;          // ATC and RxNorm codes
+  std::string inn;                   // e.g. "nivolumab"
+  std::vector<std::string> brands;   // e.g. "Opdivo"
+  std::vector<std::string> targets;  // e.g. "PD-1"
+  std::string drug_class;            // "ctla4", "pd1", "pdl1", ...; used for combination therapy
+  std::vector<Code> codes;           // ATC and RxNorm codes
 };
 
 class ConceptMap {

@@ -37,15 +37,15 @@ Result<MedicationStatus> parse_medication_status(std::string_view text);
 // Where a record came from. `feed` scopes the sender's record ids: the same id from two feeds is
 // two records.
 struct Provenance {
-  std::string feed;            // e.g. "ndjson", "hl7-lab"; set by the listener or the CLI
-  std::string message_id;      // the carrying message's id, when the feed has one
+  std::string feed;              // e.g. "ndjson", "hl7-lab"; set by the listener or the CLI
+  std::string message_id;        // the carrying message's id, when the feed has one
   std::int64_t received_ms = 0;  // wall-clock time of arrival
 };
 
 struct Observation {
-  std::string id;       // the sender's record id
-  std::string patient;  // the sender's patient identifier
-  Code code;            // as sent
+  std::string id;            // the sender's record id
+  std::string patient;       // the sender's patient identifier
+  Code code;                 // as sent
   std::string concept_name;  // the concept it maps to; empty when the code is not in the concept map
 
   // The value as sent: a number with its unit, or a coded/text value.
@@ -72,9 +72,9 @@ struct Observation {
 struct MedicationAdministration {
   std::string id;
   std::string patient;
-  Code drug;             // as sent: a name, or SYSTEM|CODE
-  std::string ici;       // the ICI's INN when the drug is a known ICI, otherwise empty
-  std::string ici_class; // e.g. "ctla4", "pd1", "pdl1"; empty for non-ICI drugs
+  Code drug;              // as sent: a name, or SYSTEM|CODE
+  std::string ici;        // the ICI's INN when the drug is a known ICI, otherwise empty
+  std::string ici_class;  // e.g. "ctla4", "pd1", "pdl1"; empty for non-ICI drugs
   EventTime time;
   MedicationStatus status = MedicationStatus::completed;
   Provenance provenance;

@@ -45,14 +45,14 @@ class Engine {
   struct SignalState {
     int grade = 0;  // 0: no open alert
     rules::Severity severity = rules::Severity::info;
-    int best = -1;                     // the signal's rule that sets the grade
-    std::vector<int> rule_grades;      // last known grade of each of the signal's rules (0 = did not hold)
-    std::vector<std::int64_t> held_ms; // when each rule last held (to explain a carried grade)
+    int best = -1;                      // the signal's rule that sets the grade
+    std::vector<int> rule_grades;       // last known grade of each of the signal's rules (0 = did not hold)
+    std::vector<std::int64_t> held_ms;  // when each rule last held (to explain a carried grade)
     // What each rule's last holding rested on: (concept index, sample time) pairs. A rule that
     // cannot judge keeps its grade only while none of these has been superseded by newer data.
     std::vector<std::vector<std::pair<int, std::int64_t>>> basis;
-    std::uint64_t evidence_key = 0;    // fingerprint of the values behind the current grade
-    std::string summary;               // the finding last reported
+    std::uint64_t evidence_key = 0;  // fingerprint of the values behind the current grade
+    std::string summary;             // the finding last reported
   };
   struct PatientState {
     PatientHistory history;

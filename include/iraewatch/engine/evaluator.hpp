@@ -15,9 +15,9 @@ struct Value {
   enum class Kind { unknown, boolean, number, duration };
   Kind kind = Kind::unknown;
   bool truth = false;
-  double number = 0;              // numbers and durations (ms)
-  const Sample* sample = nullptr; // when the number is one observation
-  bool is_default = false;        // baseline(x, default) fell back to its default
+  double number = 0;               // numbers and durations (ms)
+  const Sample* sample = nullptr;  // when the number is one observation
+  bool is_default = false;         // baseline(x, default) fell back to its default
 
   static Value unknown() { return {}; }
   static Value boolean(bool b) { return {Kind::boolean, b, 0, nullptr, false}; }

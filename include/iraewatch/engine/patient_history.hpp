@@ -47,8 +47,10 @@ class PatientHistory {
 
   // Sorted by time (then arrival); null when the patient has no value of the concept.
   const std::vector<Sample>* series(int concept_index) const {
-    return concept_index >= 0 && static_cast<std::size_t>(concept_index) < series_.size() && !series_[static_cast<std::size_t>(concept_index)].empty()
-               ? &series_[static_cast<std::size_t>(concept_index)] : nullptr;
+    return concept_index >= 0 && static_cast<std::size_t>(concept_index) < series_.size() &&
+                   !series_[static_cast<std::size_t>(concept_index)].empty()
+               ? &series_[static_cast<std::size_t>(concept_index)]
+               : nullptr;
   }
   const std::vector<Dose>& doses() const { return doses_; }  // sorted by time
   std::int64_t latest_observation_ms() const { return latest_observation_ms_; }

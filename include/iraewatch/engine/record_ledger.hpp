@@ -20,8 +20,8 @@ class RecordLedger {
 
  private:
   struct Versions {
-    std::uint64_t first = 0;            // the first version's content hash
-    std::vector<std::uint64_t> later;   // later versions' (most records have none)
+    std::uint64_t first = 0;           // the first version's content hash
+    std::vector<std::uint64_t> later;  // later versions' (most records have none)
   };
   std::unordered_map<std::string, Versions> versions_;  // "kind|feed|id"
 };

@@ -15,8 +15,8 @@
 namespace iraewatch::rules {
 
 struct ExpressionError {
-  int offset = 0;     // 0-based position in the text
-  std::string code;   // "syntax", "unknown-concept", "unknown-function", "unit-mismatch", ...
+  int offset = 0;    // 0-based position in the text
+  std::string code;  // "syntax", "unknown-concept", "unknown-function", "unit-mismatch", ...
   std::string message;
 };
 

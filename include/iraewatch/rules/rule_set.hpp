@@ -27,11 +27,11 @@ struct Wording {
   std::string alert_summary;      // e.g. "{signal_title}, suspected CTCAE grade {grade}: {finding}"
   std::string resolved_summary;   // newer data shows the signal no longer holds
   std::string retracted_summary;  // the data that raised it was corrected or withdrawn
-  std::string review_note;       // "for clinician review" sentence, on every alert
-  std::string combination_note;  // added when combination therapy applies
-  std::string no_baseline_note;  // evidence note when a baseline default was used
-  std::string default_value;     // how a summary shows a default, e.g. "{value}, none recorded"
-  std::string unknown_value;     // how a summary shows missing or stale data, e.g. "not reported"
+  std::string review_note;        // "for clinician review" sentence, on every alert
+  std::string combination_note;   // added when combination therapy applies
+  std::string no_baseline_note;   // evidence note when a baseline default was used
+  std::string default_value;      // how a summary shows a default, e.g. "{value}, none recorded"
+  std::string unknown_value;      // how a summary shows missing or stale data, e.g. "not reported"
 };
 
 struct Signal {
@@ -71,9 +71,9 @@ struct Rule {
   std::vector<std::string> references;
   std::vector<std::string> tags;
   bool enabled = true;
-  bool evaluate_preliminary = false;    // preliminary results count for this rule
-  bool require_ici_exposure = true;     // only on-ICI patients, only values since the first dose
-  std::vector<std::string> inputs;      // concepts the rule reads (index for the engine)
+  bool evaluate_preliminary = false;  // preliminary results count for this rule
+  bool require_ici_exposure = true;   // only on-ICI patients, only values since the first dose
+  std::vector<std::string> inputs;    // concepts the rule reads (index for the engine)
   std::string file;
   int line = 0;
 };

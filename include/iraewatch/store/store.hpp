@@ -22,11 +22,11 @@ namespace iraewatch::store {
 
 // Input that could not be turned into a record, kept with its reason.
 struct Rejection {
-  std::string feed;      // which listener or command received it
-  std::string source;    // a file name or a peer address
+  std::string feed;           // which listener or command received it
+  std::string source;         // a file name or a peer address
   std::int64_t position = 0;  // the line (or message) number within the source, 1-based
   core::Error error;
-  std::string raw;       // the bytes as received (a prefix, when `truncated`)
+  std::string raw;  // the bytes as received (a prefix, when `truncated`)
   bool truncated = false;
   std::int64_t received_ms = 0;
 };
@@ -65,11 +65,11 @@ struct RejectedRow {
 
 struct Summary {
   std::int64_t patients = 0;
-  std::int64_t observations = 0;          // current versions, not withdrawn
+  std::int64_t observations = 0;            // current versions, not withdrawn
   std::int64_t withdrawn_observations = 0;  // current version is entered-in-error or cancelled
-  std::int64_t observation_versions = 0;  // all versions
-  std::int64_t unmapped_observations = 0; // current, code not in the concept map
-  std::int64_t administrations = 0;       // current versions
+  std::int64_t observation_versions = 0;    // all versions
+  std::int64_t unmapped_observations = 0;   // current, code not in the concept map
+  std::int64_t administrations = 0;         // current versions
   std::int64_t ici_administrations = 0;
   std::int64_t rejected = 0;
   std::vector<std::pair<std::string, std::int64_t>> by_concept;  // current observations per concept
