@@ -255,7 +255,8 @@ int run_test(const Config& config, const TestOptions& options) {
     if (fs::is_directory(p)) {
       std::vector<std::string> found;
       for (const auto& entry : fs::directory_iterator(p))
-        if (entry.path().extension() == ".yaml") found.push_back(entry.path().string());
+        if (entry.path().extension() == ".yaml" || entry.path().extension() == ".yml")
+          found.push_back(entry.path().string());
       std::sort(found.begin(), found.end());
       files.insert(files.end(), found.begin(), found.end());
     } else if (fs::exists(p)) {

@@ -260,6 +260,7 @@ Engine::RuleOutcome Engine::evaluate_rule(const PatientHistory& history, const r
     const Value v = ev.eval(g.when.root);
     if (!v.known()) {
       unknown = true;
+      if (o.looked.empty()) o.looked = ev.looked();  // what it could read, if nothing decides
       continue;
     }
     o.looked = ev.looked();  // the last decided condition: what shows it holds, or not
