@@ -204,8 +204,8 @@ int main(int argc, char** argv) {
               WEXITSTATUS(rc), first.c_str());
   std::filesystem::remove_all(dir);
   std::printf(
-      "{\"abnormal\":%.2f,\"engine_records_per_s\":%.0f,\"engine_events\":%zu,\"replay_records\":%ld,\"replay_"
-      "seconds\":%.2f}\n",
-      opt.abnormal, engine_rate, events, opt.replay_records, replay_s);
+      "{\"abnormal\":%.2f,\"parse_records_per_s\":%.0f,\"engine_records_per_s\":%.0f,\"engine_events\":%zu,"
+      "\"replay_records\":%ld,\"replay_seconds\":%.2f}\n",
+      opt.abnormal, parse_rate, engine_rate, events, opt.replay_records, replay_s);
   return rc == 0 ? 0 : 1;
 }
