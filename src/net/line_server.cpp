@@ -1,6 +1,8 @@
 #include "iraewatch/net/line_server.hpp"
 
+#include <algorithm>
 #include <array>
+#include <deque>
 
 namespace iraewatch::net {
 
@@ -12,39 +14,28 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// Hands a batch to the handler and resumes the coroutine, on its own executor, when the handler
-// replies. The work guard keeps io_context::run() alive while another thread holds the reply.
-template <typename Token>
-auto async_handle(const LineHandler& handler, LineBatch batch, Token&& token) {
-  return asio::async_initiate<Token, void(Replies)>(
-      [&handler](auto completion, LineBatch b) {
-        auto ex = asio::get_associated_executor(completion);
-        auto guard = asio::make_work_guard(ex);
-        handler(std::move(b), [completion = std::move(completion), guard = std::move(guard)](Replies r) mutable {
-          auto ex2 = guard.get_executor();
-          asio::post(ex2,
-                     [completion = std::move(completion), r = std::move(r)]() mutable { completion(std::move(r)); });
-          guard.reset();
-        });
-      },
-      token, std::move(batch));
-}
-
-std::string error_line(std::string_view message) {
+std::string error_text(std::string_view message) {
   std::string out = "{\"ok\":false,\"error\":\"";
   for (char c : message) {
     if (c == '"' || c == '\\') out += '\\';
     out += c;
   }
-  return out + "\"}\n";
+  return out + "\"}";
 }
+
+std::string error_line(std::string_view message) { return error_text(message) + "\n"; }
 
 }  // namespace
 
 class LineServer::Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const LineServerOptions& options, const LineHandler& handler)
-      : socket_(std::move(socket)), timer_(socket_.get_executor()), options_(options), handler_(handler) {
+      : socket_(std::move(socket)),
+        watchdog_timer_(socket_.get_executor()),
+        read_wake_(socket_.get_executor()),
+        reply_wake_(socket_.get_executor()),
+        options_(options),
+        handler_(handler) {
     boost::system::error_code ec;
     // Replies are small and latency matters: do not let Nagle hold one back for the next.
     socket_.set_option(tcp::no_delay(true), ec);
@@ -52,50 +43,92 @@ class LineServer::Session : public std::enable_shared_from_this<Session> {
     peer_ = ec ? "unknown" : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
 
+  // Reading and replying run side by side: while one batch is being committed the next is read
+  // and handed over, so the store can commit them together; replies still go out in order.
   awaitable<void> run() {
     auto self = shared_from_this();
     asio::co_spawn(socket_.get_executor(), watchdog(), asio::detached);
+    asio::co_spawn(socket_.get_executor(), reply_loop(), asio::detached);
     try {
-      co_await serve();
+      co_await read_loop();
     } catch (const std::exception&) {
-      // A session's failure (peer reset, cancelled write) ends only that session.
+      // A session's failure (peer reset) ends only that session.
     }
+    reading_done_ = true;
+    wake(reply_wake_);
+    while (!replies_done_) co_await wait(read_wake_);
     close();
   }
 
-  // Stops reading; a batch being handled is still replied to.
+  // Stops reading; batches already read are still replied to.
   void stop() {
     stopping_ = true;
-    if (reading_) {
-      boost::system::error_code ec;
-      socket_.cancel(ec);
-    }
+    boost::system::error_code ec;
+    if (reading_) socket_.shutdown(tcp::socket::shutdown_receive, ec);
+    wake(read_wake_);
   }
 
  private:
-  awaitable<void> serve() {
+  // One batch handed to the handler, and its replies once they come back.
+  struct Pending {
+    bool done = false;
+    Replies replies;
+  };
+  static constexpr std::size_t kMaxInFlight = 4;
+
+  static awaitable<void> wait(asio::steady_timer& t) {
+    t.expires_at(Clock::time_point::max());
+    boost::system::error_code ec;
+    co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+  }
+  static void wake(asio::steady_timer& t) { t.cancel(); }
+
+  void submit(LineBatch batch) {
+    auto pending = std::make_shared<Pending>();
+    pending_.push_back(pending);
+    auto ex = socket_.get_executor();
+    handler_(std::move(batch), [pending, self = shared_from_this(), ex](Replies r) mutable {
+      asio::post(ex, [pending, self, r = std::move(r)]() mutable {
+        pending->replies = std::move(r);
+        pending->done = true;
+        wake(self->reply_wake_);
+      });
+    });
+  }
+
+  // A line the server itself says (idle timeout), queued behind the replies already owed.
+  void say(std::string line) {
+    auto pending = std::make_shared<Pending>();
+    pending->done = true;
+    pending->replies.push_back(std::move(line));
+    pending_.push_back(std::move(pending));
+    wake(reply_wake_);
+  }
+
+  awaitable<void> read_loop() {
     std::array<char, 64 * 1024> buf;
     std::string partial;
     bool overflow = false;  // the current line has passed max_line_bytes
     std::uint64_t line_no = 0;
     for (;;) {
-      if (stopping_) co_return;
+      while (pending_.size() >= kMaxInFlight && !replies_done_ && !stopping_) co_await wait(read_wake_);
+      if (stopping_ || replies_done_) co_return;
       boost::system::error_code ec;
       reading_ = true;
-      deadline_ = Clock::now() + options_.idle_timeout;
+      read_deadline_ = Clock::now() + options_.idle_timeout;
       const std::size_t n =
           co_await socket_.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
       reading_ = false;
-      const bool eof = ec == asio::error::eof;
-      if (ec && !eof) {
-        if (timed_out_) {
-          co_await write_with_deadline(error_line(
-              "idle timeout: no data for " +
-              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(options_.idle_timeout).count()) +
-              " s; closing"));
-        }
-        co_return;  // stopped, reset by peer, or timed out
+      read_deadline_ = Clock::time_point::max();
+      if (timed_out_) {
+        say(error_text("idle timeout: no data for " +
+                       std::to_string(std::chrono::duration_cast<std::chrono::seconds>(options_.idle_timeout).count()) +
+                       " s; closing"));
+        co_return;
       }
+      const bool eof = ec == asio::error::eof;
+      if (ec && !eof) co_return;  // reset by peer
+      if (eof && stopping_) co_return;
 
       LineBatch batch{peer_, {}};
       bool close_after = false;
@@ -137,45 +170,68 @@ class LineServer::Session : public std::enable_shared_from_this<Session> {
         batch.lines.push_back(Line{line_no, std::move(partial), false});
         partial.clear();
       }
-      if (!batch.lines.empty()) {
-        deadline_ = Clock::time_point::max();  // the store's time is not the peer's idleness
-        Replies replies = co_await async_handle(handler_, std::move(batch), use_awaitable);
+      if (!batch.lines.empty()) submit(std::move(batch));
+      if (close_after || eof) co_return;
+    }
+  }
+
+  awaitable<void> reply_loop() {
+    auto self = shared_from_this();
+    for (;;) {
+      while (!pending_.empty() && pending_.front()->done) {
+        auto pending = std::move(pending_.front());
+        pending_.pop_front();
+        wake(read_wake_);
         std::string out;
-        for (auto& r : replies) {
+        for (auto& r : pending->replies) {
           if (r.empty()) continue;
           out += r;
           out += '\n';
         }
-        if (!out.empty() && !co_await write_with_deadline(std::move(out))) co_return;
+        if (!out.empty() && !co_await write_with_deadline(std::move(out))) {
+          finish_replies();  // the peer does not read: give up on it
+          co_return;
+        }
       }
-      if (close_after || eof) co_return;
+      if (reading_done_ && pending_.empty()) break;
+      co_await wait(reply_wake_);
     }
+    finish_replies();
+  }
+
+  void finish_replies() {
+    replies_done_ = true;
+    boost::system::error_code ec;
+    if (reading_) socket_.shutdown(tcp::socket::shutdown_receive, ec);
+    wake(read_wake_);
   }
 
   // Writes within the idle timeout; a peer that does not read its replies is cut off.
   awaitable<bool> write_with_deadline(std::string data) {
     boost::system::error_code ec;
-    deadline_ = Clock::now() + options_.idle_timeout;
+    write_deadline_ = Clock::now() + options_.idle_timeout;
     co_await asio::async_write(socket_, asio::buffer(data), asio::redirect_error(use_awaitable, ec));
-    deadline_ = Clock::time_point::max();
+    write_deadline_ = Clock::time_point::max();
     co_return !ec;
   }
 
   awaitable<void> watchdog() {
     auto self = shared_from_this();
     while (socket_.is_open()) {
-      timer_.expires_at(deadline_ == Clock::time_point::max() ? Clock::now() + std::chrono::seconds(1) : deadline_);
+      const auto next = std::min({read_deadline_, write_deadline_, Clock::now() + std::chrono::seconds(1)});
+      watchdog_timer_.expires_at(next);
       boost::system::error_code ec;
-      co_await timer_.async_wait(asio::redirect_error(use_awaitable, ec));
+      co_await watchdog_timer_.async_wait(asio::redirect_error(use_awaitable, ec));
       if (!socket_.is_open()) co_return;
-      if (deadline_ != Clock::time_point::max() && Clock::now() >= deadline_) {
-        if (timed_out_) {  // the error line itself did not go out in time
-          close();
-          co_return;
-        }
-        timed_out_ = true;
+      const auto now = Clock::now();
+      if (now >= write_deadline_) {
+        close();  // the reply did not go out in time
+        co_return;
+      }
+      if (now >= read_deadline_ && !timed_out_) {
+        timed_out_ = true;  // ends the read; the reply loop says why and the session closes
         boost::system::error_code ignored;
-        socket_.cancel(ignored);
+        socket_.shutdown(tcp::socket::shutdown_receive, ignored);
       }
     }
   }
@@ -184,16 +240,24 @@ class LineServer::Session : public std::enable_shared_from_this<Session> {
     boost::system::error_code ec;
     socket_.shutdown(tcp::socket::shutdown_both, ec);
     socket_.close(ec);
-    timer_.cancel();
+    watchdog_timer_.cancel();
+    wake(read_wake_);
+    wake(reply_wake_);
   }
 
   tcp::socket socket_;
-  asio::steady_timer timer_;
+  asio::steady_timer watchdog_timer_;
+  asio::steady_timer read_wake_;   // wakes the read loop (and run()) when replies have gone out
+  asio::steady_timer reply_wake_;  // wakes the reply loop when a batch completes
   const LineServerOptions& options_;
   const LineHandler& handler_;
   std::string peer_;
-  Clock::time_point deadline_ = Clock::time_point::max();
+  std::deque<std::shared_ptr<Pending>> pending_;
+  Clock::time_point read_deadline_ = Clock::time_point::max();
+  Clock::time_point write_deadline_ = Clock::time_point::max();
   bool reading_ = false;
+  bool reading_done_ = false;
+  bool replies_done_ = false;
   bool stopping_ = false;
   bool timed_out_ = false;
 };

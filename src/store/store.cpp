@@ -65,18 +65,29 @@ core::Result<void> exec(sqlite3* db, const char* sql) {
 }
 
 // Creates the folder (0700) and the database file (0600) before SQLite touches them, so that no
-// other user can ever read patient data. SQLite gives the -wal and -shm files the same mode.
+// other user can ever read patient data; SQLite gives the -wal and -shm files the same mode.
+// An existing file is never opened here: closing any descriptor of a file drops every POSIX lock
+// this process holds on it, including those of a connection already open, and SQLite then
+// believes nobody uses the database (another process may checkpoint and delete the WAL).
 core::Result<void> prepare_files(const std::string& data_dir, const std::string& path) {
   std::error_code ec;
   // Only a folder we create is made owner-only; an existing one keeps its mode.
   if (std::filesystem::create_directories(data_dir, ec) && ::chmod(data_dir.c_str(), 0700) != 0)
     return fail(ErrorCode::io, "cannot restrict data folder '" + data_dir + "': " + std::strerror(errno));
   if (ec) return fail(ErrorCode::io, "cannot create data folder '" + data_dir + "': " + ec.message());
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return fail(ErrorCode::io, "cannot create database '" + path + "': " + std::strerror(errno));
-  const int rc = ::fchmod(fd, 0600);
-  ::close(fd);
-  if (rc != 0) return fail(ErrorCode::io, "cannot restrict database '" + path + "': " + std::strerror(errno));
+  if (std::filesystem::exists(path, ec)) {
+    if (::chmod(path.c_str(), 0600) != 0)
+      return fail(ErrorCode::io, "cannot restrict database '" + path + "': " + std::strerror(errno));
+    return {};
+  }
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0 && errno != EEXIST)
+    return fail(ErrorCode::io, "cannot create database '" + path + "': " + std::strerror(errno));
+  if (fd >= 0) {
+    const int rc = ::fchmod(fd, 0600);
+    ::close(fd);  // nothing of ours had it open: it did not exist
+    if (rc != 0) return fail(ErrorCode::io, "cannot restrict database '" + path + "': " + std::strerror(errno));
+  }
   return {};
 }
 

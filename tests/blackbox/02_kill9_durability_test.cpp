@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <set>
 #include <thread>
 
@@ -95,4 +96,32 @@ TEST_CASE("02 SIGKILL mid-stream: every acknowledged record is stored exactly on
   CHECK(summary->observations == kLines);
   CHECK(summary->observation_versions == kLines);  // nothing stored twice
   CHECK(summary->patients == 101);
+}
+
+TEST_CASE("02 an outside reader does not cost acknowledged records their durability", "[blackbox]") {
+  // Regression: opening and closing the database file inside the daemon dropped SQLite's POSIX
+  // locks; the next outside reader then took itself for the last user, checkpointed and deleted
+  // the WAL under the daemon, and acknowledged records were lost on SIGKILL.
+  TempDir tmp;
+  const std::string data = tmp.file("data");
+  Daemon daemon(data);
+  {
+    auto reader = store::Store::open(data, {true, 5000, false});
+    REQUIRE(reader);
+    CHECK((*reader)->summary()->observations == 0);
+  }  // the outside connection closes here
+  LineSocket client(daemon.port());
+  std::string payload;
+  for (int i = 0; i < 10; ++i) payload += line_for(i) + "\n";
+  client.send(payload);
+  for (int i = 0; i < 10; ++i) {
+    auto reply = client.read_line();
+    REQUIRE(reply);
+    REQUIRE_THAT(*reply, Catch::StartsWith(R"({"ok":true)"));
+  }
+  CHECK(std::filesystem::exists(data + "/iraewatch.db-wal"));
+  CHECK(daemon.stop(SIGKILL) == -SIGKILL);
+  auto store = store::Store::open(data);
+  REQUIRE(store);
+  CHECK((*store)->summary()->observations == 10);
 }
