@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
+#include <stdexcept>
 #include <cstdio>
 #include <filesystem>
 
@@ -47,18 +49,20 @@ json scalar_to_json(const YAML::Node& n, bool as_text) {
   return text;
 }
 
-json to_json(const YAML::Node& n) {
+json to_json(const YAML::Node& n, int depth = 0) {
+  // A YAML alias can refer to itself: bound the walk instead of recursing forever.
+  if (depth > 32) throw std::runtime_error("test data nested too deeply (or an alias refers to itself)");
   if (n.IsMap()) {
     json out = json::object();
     for (const auto& kv : n) {
       const auto key = kv.first.as<std::string>();
-      out[key] = kv.second.IsScalar() ? scalar_to_json(kv.second, text_field(key)) : to_json(kv.second);
+      out[key] = kv.second.IsScalar() ? scalar_to_json(kv.second, text_field(key)) : to_json(kv.second, depth + 1);
     }
     return out;
   }
   if (n.IsSequence()) {
     json out = json::array();
-    for (const auto& item : n) out.push_back(to_json(item));
+    for (const auto& item : n) out.push_back(to_json(item, depth + 1));
     return out;
   }
   if (n.IsScalar()) return scalar_to_json(n, false);
@@ -85,6 +89,11 @@ std::optional<std::int64_t> time_of(const json& j, std::int64_t start, std::stri
       return std::nullopt;
     }
     const double hours = j.contains("hour") && j["hour"].is_number() ? j["hour"].get<double>() : 0.0;
+    const double days = j.contains("day") ? j["day"].get<double>() : 0.0;
+    if (std::abs(days) > 1e6 || std::abs(hours) > 24e6) {
+      error = "'day'/'hour' out of range";
+      return std::nullopt;
+    }
     const double day = j.contains("day") ? j["day"].get<double>() : 0.0;
     return start + static_cast<std::int64_t>(day * kDayMs + hours * 3'600'000.0);
   }
@@ -127,7 +136,24 @@ struct Counts {
   int passed = 0, failed = 0;
 };
 
+void run_file_unchecked(const std::string& file, const std::shared_ptr<const rules::RuleSet>& rule_set,
+                        Counts& counts);
+
+// A malformed test file is a failed test with a reason, never a crash.
 void run_file(const std::string& file, const std::shared_ptr<const rules::RuleSet>& rule_set, Counts& counts) {
+  try {
+    run_file_unchecked(file, rule_set, counts);
+  } catch (const YAML::Exception& e) {
+    std::printf("FAIL %s:%d: malformed test file: %s\n", file.c_str(), e.mark.line + 1, e.msg.c_str());
+    ++counts.failed;
+  } catch (const std::exception& e) {
+    std::printf("FAIL %s: malformed test file: %s\n", file.c_str(), e.what());
+    ++counts.failed;
+  }
+}
+
+void run_file_unchecked(const std::string& file, const std::shared_ptr<const rules::RuleSet>& rule_set,
+                        Counts& counts) {
   YAML::Node root;
   try {
     root = YAML::LoadFile(file);

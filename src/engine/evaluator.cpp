@@ -70,12 +70,25 @@ bool Evaluator::visible(const Sample& s) const {
   return true;
 }
 
+std::int64_t Evaluator::earliest_visible() const {
+  if (rule_ && rule_->require_ici_exposure)
+    return exposure_.first_dose_ms ? *exposure_.first_dose_ms : std::numeric_limits<std::int64_t>::max();
+  return std::numeric_limits<std::int64_t>::min();
+}
+
+std::vector<Sample>::const_iterator Evaluator::end_at_t(const std::vector<Sample>& v) const {
+  return std::upper_bound(v.begin(), v.end(), t_, [](std::int64_t t, const Sample& s) { return t < s.time_ms; });
+}
+
+// Every scan below walks back from the evaluation time and stops at the first value that could
+// not count (too old for the window, or before the first dose): cost follows the window, not the
+// length of the patient's history.
 const Sample* Evaluator::latest(const std::vector<Sample>& v, std::int64_t window) const {
-  auto end = std::upper_bound(v.begin(), v.end(), t_, [](std::int64_t t, const Sample& s) { return t < s.time_ms; });
-  for (auto it = end; it != v.begin();) {
+  const std::int64_t floor = earliest_visible();
+  for (auto it = end_at_t(v); it != v.begin();) {
     --it;
-    if (!visible(*it)) continue;
-    return t_ - it->time_ms <= window ? &*it : nullptr;  // the newest value is stale: unknown
+    if (it->time_ms < floor || t_ - it->time_ms > window) return nullptr;  // none, or the newest is stale
+    if (visible(*it)) return &*it;
   }
   return nullptr;
 }
@@ -90,12 +103,11 @@ Value Evaluator::sample_function(const rules::Node& n) {
     case NodeKind::previous: {
       const Sample* newest = v ? latest(*v, std::numeric_limits<std::int64_t>::max()) : nullptr;
       if (newest) {
-        for (auto it = v->begin() + (newest - v->data()); it != v->begin();) {
+        const std::int64_t floor = earliest_visible();
+        for (auto it = v->begin() + (newest - v->data()); it != v->begin() && !found;) {
           --it;
-          if (visible(*it)) {
-            found = &*it;
-            break;
-          }
+          if (it->time_ms < floor) break;
+          if (visible(*it)) found = &*it;
         }
       }
       break;
@@ -103,11 +115,19 @@ Value Evaluator::sample_function(const rules::Node& n) {
     case NodeKind::baseline: {
       // The most recent value flagged as baseline; else the most recent before the first dose.
       if (v) {
-        for (auto it = v->rbegin(); it != v->rend() && !found; ++it)
-          if (it->time_ms <= t_ && it->baseline_flag && !it->preliminary) found = &*it;
+        if (history_.has_baseline(n.concept_index)) {
+          for (auto it = end_at_t(*v); it != v->begin() && !found;) {
+            --it;
+            if (it->baseline_flag && !it->preliminary) found = &*it;
+          }
+        }
         if (!found && exposure_.first_dose_ms) {
-          for (auto it = v->rbegin(); it != v->rend() && !found; ++it)
-            if (it->time_ms < *exposure_.first_dose_ms && !it->preliminary) found = &*it;
+          auto before = std::lower_bound(v->begin(), v->end(), *exposure_.first_dose_ms,
+                                         [](const Sample& s, std::int64_t t) { return s.time_ms < t; });
+          for (auto it = before; it != v->begin() && !found;) {
+            --it;
+            if (!it->preliminary) found = &*it;
+          }
         }
       }
       if (!found && n.flag) {
@@ -123,8 +143,12 @@ Value Evaluator::sample_function(const rules::Node& n) {
       const Sample* anchor = other ? latest(*other, n.other_window_ms) : nullptr;
       // The newest x (up to the evaluation time) taken within the pair window of the anchor.
       if (anchor && v) {
-        for (auto it = v->rbegin(); it != v->rend() && !found; ++it)
-          if (visible(*it) && std::llabs(it->time_ms - anchor->time_ms) <= rules_.settings.pair_window_ms) found = &*it;
+        const std::int64_t floor = std::max(earliest_visible(), anchor->time_ms - rules_.settings.pair_window_ms);
+        for (auto it = end_at_t(*v); it != v->begin() && !found;) {
+          --it;
+          if (it->time_ms < floor) break;
+          if (visible(*it) && it->time_ms - anchor->time_ms <= rules_.settings.pair_window_ms) found = &*it;
+        }
       }
       break;
     }
@@ -142,8 +166,11 @@ Value Evaluator::aggregate(const rules::Node& n) {
   double sum = 0;
   int count = 0;
   if (v) {
-    for (const auto& s : *v) {
-      if (!visible(s) || t_ - s.time_ms > n.window_ms) continue;
+    const std::int64_t from = std::max(earliest_visible(), t_ - n.window_ms);
+    auto first = std::lower_bound(v->begin(), v->end(), from, [](const Sample& s, std::int64_t t) { return s.time_ms < t; });
+    for (auto it = first; it != end_at_t(*v); ++it) {
+      const Sample& s = *it;
+      if (!visible(s)) continue;
       ++count;
       sum += s.value;
       if (!pick || (n.kind == NodeKind::min && s.value < pick->value) ||
@@ -164,8 +191,10 @@ Value Evaluator::held_for(const rules::Node& n) {
   if (!newest) return Value::unknown();
   if (!compare(newest->value, n.op, n.number)) return Value::duration(0);
   const Sample* earliest = newest;
+  const std::int64_t floor = earliest_visible();
   for (auto it = v->begin() + (newest - v->data()); it != v->begin();) {
     --it;
+    if (it->time_ms < floor) break;
     if (!visible(*it)) continue;
     if (!compare(it->value, n.op, n.number)) break;  // the run is broken
     earliest = &*it;

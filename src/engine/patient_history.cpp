@@ -28,6 +28,7 @@ PatientHistory::Applied PatientHistory::apply(const core::Observation& o, int co
       auto it = std::find_if(v.begin(), v.end(), [&](const Sample& s) { return s.record_id == key; });
       if (it != v.end()) {
         applied.removed_time = it->time_ms;
+        if (it->baseline_flag) --baselines_[c];
         v.erase(it);
         applied.removed_from = static_cast<int>(c);
       }
@@ -37,8 +38,11 @@ PatientHistory::Applied PatientHistory::apply(const core::Observation& o, int co
                       o.status != core::ObservationStatus::entered_in_error &&
                       o.status != core::ObservationStatus::cancelled;
   if (!counts) return applied;
-  if (series_.size() <= static_cast<std::size_t>(concept_index))
+  if (series_.size() <= static_cast<std::size_t>(concept_index)) {
     series_.resize(static_cast<std::size_t>(concept_index) + 1);
+    baselines_.resize(series_.size(), 0);
+  }
+  if (o.baseline) ++baselines_[static_cast<std::size_t>(concept_index)];
   Sample s;
   s.value = *o.canonical_value;
   s.time_ms = o.time.utc_ms;

@@ -60,11 +60,14 @@ class LineServer::Session : public std::enable_shared_from_this<Session> {
     close();
   }
 
-  // Stops reading; batches already read are still replied to.
+  // Stops reading; batches already read are still replied to, within a few seconds: a peer
+  // that does not read its replies does not hold up the daemon's exit.
   void stop() {
     stopping_ = true;
     boost::system::error_code ec;
     if (reading_) socket_.shutdown(tcp::socket::shutdown_receive, ec);
+    stop_deadline_ = Clock::now() + kStopGrace;
+    watchdog_timer_.cancel();  // recompute its deadline
     wake(read_wake_);
   }
 
@@ -75,6 +78,7 @@ class LineServer::Session : public std::enable_shared_from_this<Session> {
     Replies replies;
   };
   static constexpr std::size_t kMaxInFlight = 4;
+  static constexpr std::chrono::seconds kStopGrace{5};
 
   static awaitable<void> wait(asio::steady_timer& t) {
     t.expires_at(Clock::time_point::max());
@@ -218,14 +222,15 @@ class LineServer::Session : public std::enable_shared_from_this<Session> {
   awaitable<void> watchdog() {
     auto self = shared_from_this();
     while (socket_.is_open()) {
-      const auto next = std::min({read_deadline_, write_deadline_, Clock::now() + std::chrono::seconds(1)});
+      const auto next =
+          std::min({read_deadline_, write_deadline_, stop_deadline_, Clock::now() + std::chrono::seconds(1)});
       watchdog_timer_.expires_at(next);
       boost::system::error_code ec;
       co_await watchdog_timer_.async_wait(asio::redirect_error(use_awaitable, ec));
       if (!socket_.is_open()) co_return;
       const auto now = Clock::now();
-      if (now >= write_deadline_) {
-        close();  // the reply did not go out in time
+      if (now >= write_deadline_ || now >= stop_deadline_) {
+        close();  // the reply did not go out in time, or the daemon is stopping
         co_return;
       }
       if (now >= read_deadline_ && !timed_out_) {
@@ -255,6 +260,7 @@ class LineServer::Session : public std::enable_shared_from_this<Session> {
   std::deque<std::shared_ptr<Pending>> pending_;
   Clock::time_point read_deadline_ = Clock::time_point::max();
   Clock::time_point write_deadline_ = Clock::time_point::max();
+  Clock::time_point stop_deadline_ = Clock::time_point::max();
   bool reading_ = false;
   bool reading_done_ = false;
   bool replies_done_ = false;
@@ -298,7 +304,10 @@ awaitable<void> LineServer::accept_loop() {
     tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(use_awaitable, ec));
     if (ec) {
       if (stopping_ || ec == asio::error::operation_aborted) co_return;
-      continue;  // e.g. the peer reset before accept completed; file-descriptor exhaustion passes
+      // e.g. out of file descriptors: back off instead of spinning, and try again.
+      asio::steady_timer pause(io_, std::chrono::milliseconds(100));
+      co_await pause.async_wait(asio::redirect_error(use_awaitable, ec));
+      continue;
     }
     if (sessions_.size() >= options_.max_connections) {
       asio::co_spawn(io_, refuse(std::move(socket)), asio::detached);

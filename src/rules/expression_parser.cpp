@@ -275,7 +275,18 @@ class Parser {
     return left;
   }
 
+  // Bounds the recursion of nested parentheses, negations and 'not's (a stack, not a crash).
+  struct Depth {
+    explicit Depth(Parser& p) : p_(p) {
+      if (++p_.depth_ > kMaxDepth) fail_at(p_.peek().offset, "syntax", "expression nested too deeply");
+    }
+    ~Depth() { --p_.depth_; }
+    Parser& p_;
+  };
+  static constexpr int kMaxDepth = 200;
+
   Node parse_not() {
+    Depth depth(*this);
     if (peek().kind == Tok::ident && peek().text == "not") {
       const int at = next().offset;
       Node operand = parse_not();
@@ -392,6 +403,7 @@ class Parser {
   }
 
   Node parse_unary() {
+    Depth depth(*this);
     if (peek().kind == Tok::minus) {
       const int at = next().offset;
       Node operand = parse_unary();
@@ -728,6 +740,7 @@ class Parser {
   std::set<std::string>& used_;
   MacroLookup macro_;
   std::optional<std::string> binding_;
+  int depth_ = 0;
 };
 
 }  // namespace

@@ -122,6 +122,12 @@ TEST_CASE("bad conditions are load errors with a code and the spot", "[rules]") 
       {"latest(_) > 1", "syntax", 7, "only meaningful inside any"},
       {"latest(tsh) > 1 m[IU]/L @", "syntax", 24, "unexpected character"},
   };
+  // Nesting is bounded: a deep expression is an error, not a stack overflow.
+  const std::string deep = std::string(5000, '(') + "latest(tsh) > 1 m[IU]/L" + std::string(5000, ')');
+  CHECK_THAT(bad(deep).message, Catch::Contains("nested too deeply"));
+  std::string nots;
+  for (int i = 0; i < 100000; ++i) nots += "not ";
+  CHECK_THAT(bad(nots + "true").message, Catch::Contains("nested too deeply"));
   for (const auto& c : cases) {
     auto e = bad(c.text);
     INFO(c.text << " -> " << e.message);

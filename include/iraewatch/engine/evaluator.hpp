@@ -54,6 +54,8 @@ class Evaluator {
 
  private:
   bool visible(const Sample& s) const;
+  std::int64_t earliest_visible() const;  // no value before this time can count for the rule
+  std::vector<Sample>::const_iterator end_at_t(const std::vector<Sample>& v) const;
   const Sample* latest(const std::vector<Sample>& v, std::int64_t window) const;
   Value sample_function(const rules::Node& node);
   Value aggregate(const rules::Node& node);

@@ -52,11 +52,17 @@ class PatientHistory {
                ? &series_[static_cast<std::size_t>(concept_index)]
                : nullptr;
   }
+  // Whether any value of the concept is flagged as a baseline (spares a scan when none is).
+  bool has_baseline(int concept_index) const {
+    return concept_index >= 0 && static_cast<std::size_t>(concept_index) < baselines_.size() &&
+           baselines_[static_cast<std::size_t>(concept_index)] > 0;
+  }
   const std::vector<Dose>& doses() const { return doses_; }  // sorted by time
   std::int64_t latest_observation_ms() const { return latest_observation_ms_; }
 
  private:
   std::vector<std::vector<Sample>> series_;
+  std::vector<int> baselines_;  // per concept: how many values are flagged as baseline
   std::vector<Dose> doses_;
   std::int64_t latest_observation_ms_ = INT64_MIN;
 };
