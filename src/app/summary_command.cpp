@@ -13,6 +13,18 @@
 
 namespace iraewatch::app {
 
+namespace {
+
+// Stored reasons and sources quote what senders sent: never let control characters reach the
+// terminal as they are.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) out += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
+  return out;
+}
+
+}  // namespace
+
 int run_summary(const Config& config) {
   auto store = store::Store::open(config.data_dir, {config.synchronous_full, 5000, false});
   if (!store) {
@@ -40,8 +52,8 @@ int run_summary(const Config& config) {
   if (rejected && !rejected->empty()) {
     std::printf("  most recent rejections:\n");
     for (const auto& r : *rejected)
-      std::printf("    %s %s:%lld [%s] %s\n", core::format_utc(r.received_ms).c_str(), r.source.c_str(),
-                  static_cast<long long>(r.position), r.error_code.c_str(), r.reason.c_str());
+      std::printf("    %s %s:%lld [%s] %s\n", core::format_utc(r.received_ms).c_str(), printable(r.source).c_str(),
+                  static_cast<long long>(r.position), r.error_code.c_str(), printable(r.reason).c_str());
   }
   // The alert log: how many events, and the latest few summaries (what a nurse would read).
   std::ifstream alerts(alert_log_path(config));
@@ -52,8 +64,8 @@ int run_summary(const Config& config) {
     ++count;
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (!j.is_object()) continue;
-    recent.push_back(j.value("time", "") + " " + j.value("event", "") + " " + j.value("patient", "") + ": " +
-                     j.value("summary", ""));
+    recent.push_back(printable(j.value("time", "") + " " + j.value("event", "") + " " + j.value("patient", "") + ": " +
+                               j.value("summary", "")));
     if (recent.size() > 10) recent.erase(recent.begin());
   }
   std::printf("  alert events            %zu (%s)\n", count, alert_log_path(config).c_str());

@@ -7,9 +7,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <stdexcept>
 #include <cstdio>
 #include <filesystem>
+#include <stdexcept>
 
 #include "iraewatch/alert/alert_json.hpp"
 #include "iraewatch/app/commands.hpp"
@@ -136,8 +136,7 @@ struct Counts {
   int passed = 0, failed = 0;
 };
 
-void run_file_unchecked(const std::string& file, const std::shared_ptr<const rules::RuleSet>& rule_set,
-                        Counts& counts);
+void run_file_unchecked(const std::string& file, const std::shared_ptr<const rules::RuleSet>& rule_set, Counts& counts);
 
 // A malformed test file is a failed test with a reason, never a crash.
 void run_file(const std::string& file, const std::shared_ptr<const rules::RuleSet>& rule_set, Counts& counts) {

@@ -167,7 +167,8 @@ Value Evaluator::aggregate(const rules::Node& n) {
   int count = 0;
   if (v) {
     const std::int64_t from = std::max(earliest_visible(), t_ - n.window_ms);
-    auto first = std::lower_bound(v->begin(), v->end(), from, [](const Sample& s, std::int64_t t) { return s.time_ms < t; });
+    auto first =
+        std::lower_bound(v->begin(), v->end(), from, [](const Sample& s, std::int64_t t) { return s.time_ms < t; });
     for (auto it = first; it != end_at_t(*v); ++it) {
       const Sample& s = *it;
       if (!visible(s)) continue;

@@ -158,7 +158,8 @@ core::Result<core::Record> parse_observation(const json& obj, const core::Concep
     if (o.value) {
       auto canonical = map.to_canonical(*concept_def, *o.value, o.unit);
       if (!canonical) return field_error(canonical.error().code, "unit", canonical.error().message);
-      if (!std::isfinite(*canonical)) return field_error(ErrorCode::invalid_input, "value", "is out of range in " + concept_def->unit);
+      if (!std::isfinite(*canonical))
+        return field_error(ErrorCode::invalid_input, "value", "is out of range in " + concept_def->unit);
       o.canonical_value = *canonical;
     } else if (!o.unit.empty()) {
       if (auto check = map.to_canonical(*concept_def, 0, o.unit); !check)
@@ -172,7 +173,8 @@ core::Result<core::Record> parse_observation(const json& obj, const core::Concep
         if (!limit) continue;
         auto converted = map.to_canonical(*concept_def, *limit, o.unit);
         if (!converted) return field_error(converted.error().code, name, converted.error().message);
-        if (!std::isfinite(*converted)) return field_error(ErrorCode::invalid_input, name, "is out of range in " + concept_def->unit);
+        if (!std::isfinite(*converted))
+          return field_error(ErrorCode::invalid_input, name, "is out of range in " + concept_def->unit);
         *out = *converted;
       }
     } else {
@@ -230,7 +232,8 @@ bool is_blank(std::string_view line) {
 
 core::Result<core::Record> NdjsonParser::parse(std::string_view line, const core::Provenance& provenance) const {
   // The JSON parser stops at a NUL byte; anything after it would pass unread.
-  if (line.find('\0') != std::string_view::npos) return fail(ErrorCode::invalid_input, "not valid JSON: a NUL byte in the line");
+  if (line.find('\0') != std::string_view::npos)
+    return fail(ErrorCode::invalid_input, "not valid JSON: a NUL byte in the line");
   json obj;
   try {
     obj = json::parse(line);

@@ -23,7 +23,9 @@ std::string error_text(std::string_view message) {
   return out + "\"}";
 }
 
-std::string error_line(std::string_view message) { return error_text(message) + "\n"; }
+std::string error_line(std::string_view message) {
+  return error_text(message) + "\n";
+}
 
 }  // namespace
 
