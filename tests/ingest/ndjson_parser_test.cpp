@@ -203,10 +203,15 @@ TEST_CASE("every kind of bad line is an error that names the problem", "[ingest]
       {R"({"type":"observation","id":"a","patient":"p","code":"tsh","value":-1e400,"unit":"mIU/L",)" + t + "}",
        ErrorCode::invalid_input, "not valid JSON"},
       // Regressions: the JSON parser stops at a NUL byte, so whatever followed it was never read.
-      {std::string(R"({"type":"medication","id":"m","patient":"p","drug":"nivolumab",)") + t + "}" + std::string(1, '\0') + "junk", ErrorCode::invalid_input, "NUL byte"},
+      {std::string(R"({"type":"medication","id":"m","patient":"p","drug":"nivolumab",)") + t + "}" +
+           std::string(1, '\0') + "junk",
+       ErrorCode::invalid_input, "NUL byte"},
       // A value that overflows on conversion is not stored as infinity.
-      {R"({"type":"observation","id":"a","patient":"p","code":"crp","value":1e308,"unit":"mg/dL",)" + t + "}", ErrorCode::invalid_input, "out of range"},
-      {R"({"type":"observation","id":"a","patient":"p","code":"crp","value":1,"ref_high":1e308,"unit":"mg/dL",)" + t + "}", ErrorCode::invalid_input, "out of range"},
+      {R"({"type":"observation","id":"a","patient":"p","code":"crp","value":1e308,"unit":"mg/dL",)" + t + "}",
+       ErrorCode::invalid_input, "out of range"},
+      {R"({"type":"observation","id":"a","patient":"p","code":"crp","value":1,"ref_high":1e308,"unit":"mg/dL",)" + t +
+           "}",
+       ErrorCode::invalid_input, "out of range"},
       // A retraction's range still needs a convertible unit.
       {R"({"type":"observation","id":"a","patient":"p","code":"tsh","status":"entered-in-error","ref_low":0.3,)" + t +
            "}",
