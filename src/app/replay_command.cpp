@@ -1,11 +1,11 @@
 // `iraewatch replay FILE...`: evaluates records offline (in memory, no side effects) and prints
 // alert events as JSON lines on stdout; counts and rejected lines go to stderr.
 
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <fstream>
 #include <iostream>
-#include <condition_variable>
-#include <deque>
 #include <map>
 #include <mutex>
 #include <thread>
