@@ -169,7 +169,8 @@ Value Evaluator::aggregate(const rules::Node& n) {
     const std::int64_t from = std::max(earliest_visible(), t_ - n.window_ms);
     auto first =
         std::lower_bound(v->begin(), v->end(), from, [](const Sample& s, std::int64_t t) { return s.time_ms < t; });
-    for (auto it = first; it != end_at_t(*v); ++it) {
+    const auto last = end_at_t(*v);  // found once, not per step
+    for (auto it = first; it < last; ++it) {
       const Sample& s = *it;
       if (!visible(s)) continue;
       ++count;

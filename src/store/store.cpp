@@ -426,14 +426,6 @@ core::Result<void> Store::for_each_current_record(std::int64_t since_ms,
   return {};
 }
 
-core::Result<std::int64_t> Store::count_observation_ids(const std::string& feed) {
-  Statement s(db_, "SELECT count(DISTINCT record_id) FROM observations WHERE feed = ?1");
-  s.bind(1, feed);
-  auto row = s.step();
-  if (!row) return std::unexpected(row.error());
-  return s.int64(0);
-}
-
 core::Result<std::vector<RejectedRow>> Store::rejected(int limit) {
   Statement s(db_,
               "SELECT id, received_ms, feed, source, position, error_code, reason, raw, truncated FROM rejected "

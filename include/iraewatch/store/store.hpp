@@ -105,7 +105,6 @@ class Store {
   core::Result<Summary> summary();
   core::Result<std::vector<StoredObservation>> observation_versions(const std::string& feed,
                                                                     const std::string& record_id);
-  core::Result<std::int64_t> count_observation_ids(const std::string& feed);
   core::Result<std::vector<RejectedRow>> rejected(int limit);
   // Every current record the engine needs, oldest first: mapped observations taken since
   // `since_ms` (and baseline-flagged ones of any age), and every administration.
