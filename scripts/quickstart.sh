@@ -12,8 +12,9 @@ mkdir -p "$data_dir"
 ready="$data_dir/quickstart.ready"
 rm -f "$ready"
 
-# Port 0: the system picks a free port (the ready file says which), so a busy 7470 cannot stop the demo.
-"$bin" --data-dir "$data_dir" serve --listen 127.0.0.1:0 --ready-file "$ready" &
+# Port 0: the system picks free ports (the ready file says which), so a busy 7470 or 7471 cannot
+# stop the demo.
+"$bin" --data-dir "$data_dir" serve --listen 127.0.0.1:0 --subscribers 127.0.0.1:0 --ready-file "$ready" &
 daemon=$!
 trap 'kill -TERM $daemon 2>/dev/null || true; wait $daemon 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
@@ -31,8 +32,11 @@ kill -TERM $daemon
 wait $daemon
 trap - EXIT
 echo
-echo "== what the store holds, and the alerts raised (for clinician review)"
+echo "== what the store holds"
 "$bin" --data-dir "$data_dir" summary
+echo
+echo "== the alerts raised, for clinician review (acknowledge one with: $bin --data-dir $data_dir ack ID --by NAME)"
+"$bin" --data-dir "$data_dir" alerts
 echo
 echo "Full alert events (JSON lines): $data_dir/alerts.jsonl"
 echo "The daemon stopped cleanly. Run it yourself with: $bin --data-dir $data_dir serve"

@@ -44,6 +44,10 @@ class JsonWriter {
     auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
     out_.append(buf, ec == std::errc() ? end : buf);
   }
+  void raw(std::string_view v) {
+    comma();
+    out_ += v;
+  }
   void field(std::string_view k, bool v) {
     key(k);
     comma();
@@ -121,12 +125,10 @@ class JsonWriter {
 
 }  // namespace
 
-std::string to_json_line(const engine::AlertEvent& e) {
-  std::string out;
-  out.reserve(2048);
-  JsonWriter w(out);
-  w.begin_object();
-  w.field("event", e.event);
+namespace {
+
+// The content members of an event, in contract order, after "event".
+void write_content(JsonWriter& w, const engine::AlertEvent& e) {
   w.field("patient", e.patient);
   w.field("signal", e.signal);
   w.field("grade", e.grade);
@@ -167,7 +169,59 @@ std::string to_json_line(const engine::AlertEvent& e) {
   w.field("time", core::format_rfc3339(e.time));
   w.field("trigger", e.trigger);
   w.field("ruleset_version", e.ruleset_version);
+}
+
+}  // namespace
+
+std::string to_json_line(const engine::AlertEvent& e) {
+  std::string out;
+  out.reserve(2048);
+  JsonWriter w(out);
+  w.begin_object();
+  w.field("event", e.event);
+  write_content(w, e);
   w.end_object();
+  return out;
+}
+
+std::string to_json_fields(const engine::AlertEvent& e) {
+  std::string out;
+  out.reserve(2048);
+  JsonWriter w(out);
+  w.begin_object();
+  write_content(w, e);
+  w.end_object();
+  return out.substr(1, out.size() - 2);
+}
+
+std::string notice_line(const core::AlertNotice& n, std::string_view fields) {
+  std::string out;
+  out.reserve(fields.size() + 256);
+  {
+    JsonWriter w(out);
+    w.begin_object();
+    w.field("event", n.event);
+  }
+  if (!fields.empty()) {
+    out += ',';
+    out += fields;
+  }
+  std::string tail;
+  JsonWriter w(tail);
+  w.begin_object();
+  w.key("seq");
+  w.raw(std::to_string(n.seq));
+  w.key("alert_id");
+  w.raw(std::to_string(n.alert_id));
+  w.field("state", core::to_string(n.state));
+  w.field("pages", n.pages);
+  w.field("recorded_at", core::format_utc(n.recorded_ms));
+  w.field("cause", n.cause);
+  w.field("acknowledged_by", n.actor);
+  w.field("note", n.note);
+  w.end_object();
+  out += ',';
+  out.append(tail, 1, std::string::npos);
   return out;
 }
 

@@ -25,8 +25,11 @@ int run_cli(int argc, char** argv) {
   ServeOptions serve;
   auto* serve_cmd = cli.add_subcommand("serve", "run the daemon: listeners and the durable store");
   serve_cmd->add_option("--listen", serve.listen, "NDJSON listener HOST:PORT (default 127.0.0.1:7470)");
-  serve_cmd->add_option("--ready-file", serve.ready_file,
-                        "write {\"ndjson\":\"HOST:PORT\",\"pid\":N} here once listening");
+  serve_cmd->add_option("--subscribers", serve.subscribers,
+                        "alert subscriber listener HOST:PORT (default 127.0.0.1:7471)");
+  serve_cmd->add_option(
+      "--ready-file", serve.ready_file,
+      "write {\"ndjson\":\"HOST:PORT\",\"subscribers\":…,\"control\":…,\"pid\":N} here once listening");
 
   IngestOptions ingest;
   auto* ingest_cmd = cli.add_subcommand("ingest", "store records from files ('-' for standard input)");
@@ -53,6 +56,24 @@ int run_cli(int argc, char** argv) {
   auto* replay_cmd = cli.add_subcommand("replay", "evaluate records offline and print alert events as JSON lines");
   replay_cmd->add_option("--feed", replay.feed, "feed name that scopes record ids");
   replay_cmd->add_option("files", replay.files, "NDJSON files ('-' for standard input)")->required();
+
+  AlertsOptions alerts;
+  auto* alerts_cmd = cli.add_subcommand("alerts", "list alerts, newest first");
+  alerts_cmd->add_flag("--active", alerts.active, "only open alerts (firing or acknowledged)");
+  alerts_cmd->add_option("--patient", alerts.patient, "only this patient's alerts");
+  alerts_cmd->add_option("--limit", alerts.limit, "at most this many (default 100)")->check(CLI::Range(1, 1000000));
+  alerts_cmd->add_flag("--json", alerts.json, "one JSON object per line");
+
+  AckOptions ack;
+  auto* ack_cmd = cli.add_subcommand("ack", "acknowledge an open alert (through the daemon when it runs)");
+  ack_cmd->add_option("alert", ack.alert_id, "the alert id (see `iraewatch alerts`)")->required();
+  ack_cmd->add_option("--by", ack.by, "who acknowledges (a name or staff id)")->required();
+  ack_cmd->add_option("--note", ack.note, "why, or what was done");
+
+  HistoryOptions history;
+  auto* history_cmd = cli.add_subcommand("history", "one patient's records and alert events, in time order");
+  history_cmd->add_option("patient", history.patient, "the patient identifier")->required();
+  history_cmd->add_flag("--json", history.json, "one JSON object per line");
 
   TestOptions test;
   auto* test_cmd = cli.add_subcommand("test", "run rule unit tests (YAML test files)");
@@ -84,6 +105,9 @@ int run_cli(int argc, char** argv) {
   if (check_cmd->parsed()) return run_check(config, check_paths);
   if (replay_cmd->parsed()) return run_replay(config, replay);
   if (test_cmd->parsed()) return run_test(config, test);
+  if (alerts_cmd->parsed()) return run_alerts(config, alerts);
+  if (ack_cmd->parsed()) return run_ack(config, ack);
+  if (history_cmd->parsed()) return run_history(config, history);
   return 2;
 }
 

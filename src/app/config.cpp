@@ -52,6 +52,34 @@ class ConfigReader {
     out = static_cast<T>(v);
   }
 
+  // A duration: "30s", "15min", "4h", "2d", "500ms", or "never" / 0 when allow_never.
+  void get_duration(const YAML::Node& map, const char* key, std::chrono::milliseconds& out, bool allow_never,
+                    std::int64_t min_ms) {
+    const auto node = map[key];
+    if (!node) return;
+    const std::string text = node.IsScalar() ? node.Scalar() : "";
+    std::int64_t ms = -1;
+    if (allow_never && (text == "never" || text == "0")) {
+      ms = 0;
+    } else {
+      std::size_t digits = 0;
+      while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+      const std::string unit = text.substr(digits);
+      static constexpr std::pair<std::string_view, std::int64_t> kUnits[] = {
+          {"ms", 1}, {"s", 1000}, {"min", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}};
+      if (digits > 0 && digits <= 9) {
+        for (const auto& [name, factor] : kUnits)
+          if (unit == name) ms = std::stoll(text.substr(0, digits)) * factor;
+      }
+    }
+    if (ms < 0 || (ms != 0 && ms < min_ms)) {
+      problem(node, std::string("'") + key + "' must be a duration like 30s, 15min, 4h or 2d" +
+                        (allow_never ? " (or never)" : "") + ", at least " + std::to_string(min_ms) + " ms");
+      return;
+    }
+    out = std::chrono::milliseconds(ms);
+  }
+
   YAML::Node section(const YAML::Node& map, const char* key) {
     const auto node = map[key];
     if (node && !node.IsMap()) {
@@ -99,7 +127,7 @@ core::Result<Config> read_config(const YAML::Node& root, const std::string& path
     r.problem(root, "the config must be a map");
     return core::fail(core::ErrorCode::config, r.errors());
   }
-  r.keys(root, {"data_dir", "rules_dir", "log", "store", "listeners"}, "the top level");
+  r.keys(root, {"data_dir", "rules_dir", "log", "store", "listeners", "alerts"}, "the top level");
   r.get(root, "data_dir", c.data_dir);
   r.get(root, "rules_dir", c.rules_dir);
   if (auto log = r.section(root, "log")) {
@@ -137,12 +165,63 @@ core::Result<Config> read_config(const YAML::Node& root, const std::string& path
       r.get_count(n, "max_connections", c.ndjson.max_connections, 1, 10000);
     }
   }
+  if (auto alerts = r.section(root, "alerts")) {
+    auto& a = c.alerts;
+    r.keys(alerts, {"renotify", "control_socket", "outputs"}, "alerts");
+    if (auto re = r.section(alerts, "renotify")) {
+      r.keys(re, {"critical", "warning", "info"}, "alerts.renotify");
+      r.get_duration(re, "critical", a.renotify_critical, true, 1000);
+      r.get_duration(re, "warning", a.renotify_warning, true, 1000);
+      r.get_duration(re, "info", a.renotify_info, true, 1000);
+    }
+    r.get(alerts, "control_socket", a.control_socket);
+    if (auto out = r.section(alerts, "outputs")) {
+      auto& o = a.outputs;
+      r.keys(out, {"file", "console", "syslog", "subscribers"}, "alerts.outputs");
+      if (auto f = r.section(out, "file")) {
+        r.keys(f, {"enabled", "path", "max_bytes", "max_files"}, "alerts.outputs.file");
+        r.get(f, "enabled", o.file);
+        r.get(f, "path", o.file_path);
+        if (o.file_path.empty()) r.problem(f["path"], "'path' must not be empty");
+        r.get_count(f, "max_bytes", o.file_max_bytes, 0, std::numeric_limits<std::int64_t>::max());
+        r.get_count(f, "max_files", o.file_max_files, 1, 1000);
+      }
+      if (auto con = r.section(out, "console")) {
+        r.keys(con, {"enabled"}, "alerts.outputs.console");
+        r.get(con, "enabled", o.console);
+      }
+      if (auto sl = r.section(out, "syslog")) {
+        r.keys(sl, {"enabled", "host", "port", "unix_path", "facility"}, "alerts.outputs.syslog");
+        r.get(sl, "enabled", o.syslog);
+        r.get(sl, "host", o.syslog_host);
+        r.get_count(sl, "port", o.syslog_port, 1, 65535);
+        r.get(sl, "unix_path", o.syslog_unix_path);
+        r.get_count(sl, "facility", o.syslog_facility, 0, 23);
+      }
+      if (auto sub = r.section(out, "subscribers")) {
+        r.keys(sub, {"tcp", "address", "port", "unix_path", "max_subscribers", "queue_lines", "heartbeat"},
+               "alerts.outputs.subscribers");
+        r.get(sub, "tcp", o.subscribers_tcp);
+        r.get(sub, "address", o.subscribers_address);
+        r.get_count(sub, "port", o.subscribers_port, 0, 65535);
+        r.get(sub, "unix_path", o.subscribers_unix_path);
+        r.get_count(sub, "max_subscribers", o.max_subscribers, 1, 10000);
+        r.get_count(sub, "queue_lines", o.subscriber_queue_lines, 1, 1'000'000);
+        r.get_duration(sub, "heartbeat", o.heartbeat, false, 100);
+      }
+    }
+  }
   if (!r.errors().empty()) return core::fail(core::ErrorCode::config, r.errors());
   return c;
 }
 
+std::string data_path(const Config& config, const std::string& path) {
+  if (path.empty() || path.front() == '/') return path;
+  return config.data_dir + "/" + path;
+}
+
 std::string alert_log_path(const Config& config) {
-  return config.data_dir + "/alerts.jsonl";
+  return data_path(config, config.alerts.outputs.file_path);
 }
 
 std::string effective_rules_dir(const Config& config) {

@@ -4,12 +4,15 @@
 #include <fstream>
 #include <iostream>
 
+#include "iraewatch/app/alert_outputs.hpp"
+#include "iraewatch/app/alerting.hpp"
 #include "iraewatch/app/commands.hpp"
-#include "iraewatch/app/evaluation.hpp"
+#include "iraewatch/app/delivery.hpp"
 #include "iraewatch/app/ingest_pipeline.hpp"
 #include "iraewatch/app/line_file.hpp"
 #include "iraewatch/app/logging.hpp"
 #include "iraewatch/app/rule_loading.hpp"
+#include "iraewatch/net/control_server.hpp"
 #include "iraewatch/store/writer.hpp"
 
 namespace iraewatch::app {
@@ -48,6 +51,16 @@ int run_ingest(const Config& config_in, const IngestOptions& options) {
       return 2;
     }
   }
+  // Two writers would each keep their own alert state: while the daemon runs, it must take the
+  // records itself.
+  if (const auto control = control_socket_path(config);
+      !control.empty() && net::control_request(control, R"({"command":"ping"})", std::chrono::seconds(2))) {
+    std::fprintf(stderr,
+                 "iraewatch: the daemon is running on this data folder (%s answers); send the records to it with "
+                 "`iraewatch send` instead\n",
+                 control.c_str());
+    return 2;
+  }
   auto rule_set = load_rules_or_report(config);
   if (!rule_set) return 2;
   auto store = store::Store::open(config.data_dir, {config.synchronous_full, 5000});
@@ -55,12 +68,29 @@ int run_ingest(const Config& config_in, const IngestOptions& options) {
     std::fprintf(stderr, "iraewatch: cannot open the store: %s\n", store.error().message.c_str());
     return 2;
   }
-  auto evaluation = Evaluation::start(rule_set, **store, alert_log_path(config));
-  if (!evaluation) {
-    std::fprintf(stderr, "iraewatch: %s\n", evaluation.error().message.c_str());
+  auto reader = store::Store::open(config.data_dir, {config.synchronous_full, 5000});
+  if (!reader) {
+    std::fprintf(stderr, "iraewatch: cannot open the store: %s\n", reader.error().message.c_str());
     return 2;
   }
-  store::Writer writer(std::move(*store), {config.max_batch_items});
+  auto alerting = Alerting::start(rule_set, **store, lifecycle_policy(config));
+  if (!alerting) {
+    std::fprintf(stderr, "iraewatch: %s\n", alerting.error().message.c_str());
+    return 2;
+  }
+  auto outputs = make_outputs(config, false);
+  if (!outputs) {
+    std::fprintf(stderr, "iraewatch: %s\n", outputs.error().message.c_str());
+    return 2;
+  }
+  store::Writer writer(std::move(*store), (*alerting)->writer_options(config.max_batch_items));
+  auto delivery = Delivery::open(std::move(*reader), std::move(*outputs), &writer);
+  if (!delivery) {
+    std::fprintf(stderr, "iraewatch: %s\n", delivery.error().message.c_str());
+    return 2;
+  }
+  (*alerting)->set_on_committed([&d = **delivery](std::int64_t head) { d.notify(head); });
+  (*delivery)->start();
   IngestPipeline pipeline(rule_set->concepts, options.feed.empty() ? config.ndjson.feed : options.feed);
 
   BatchCounts totals;
@@ -87,7 +117,6 @@ int run_ingest(const Config& config_in, const IngestOptions& options) {
       auto batch = pipeline.prepare(file, std::move(lines));
       auto items = std::move(batch.items);
       const auto result = items.empty() ? store::WriteResult{} : writer.write(items);
-      (*evaluation)->on_committed(items, result);
       const auto replies = IngestPipeline::replies(batch, result, &counts);
       for (std::size_t i = 0; i < batch.slots.size(); ++i) {
         const auto& slot = batch.slots[i];
@@ -114,8 +143,11 @@ int run_ingest(const Config& config_in, const IngestOptions& options) {
     if (store_failed) break;
   }
   writer.stop();
-  if ((*evaluation)->events_written() > 0)
-    std::printf("%zu alert events appended to %s\n", (*evaluation)->events_written(), alert_log_path(config).c_str());
+  (*delivery)->stop();
+  if ((*alerting)->events_written() > 0)
+    std::printf("%zu alert events (outbox up to seq %lld)%s\n", (*alerting)->events_written(),
+                static_cast<long long>((*alerting)->committed_seq()),
+                config.alerts.outputs.file ? (", delivered to " + alert_log_path(config)).c_str() : "");
   if (options.files.size() > 1) {
     std::printf("total: %zu accepted (%zu new, %zu duplicates), %zu rejected\n", totals.stored + totals.duplicates,
                 totals.stored, totals.duplicates, totals.rejected + totals.failed);

@@ -1,5 +1,7 @@
-// `iraewatch replay FILE...`: evaluates records offline (in memory, no side effects) and prints
-// alert events as JSON lines on stdout; counts and rejected lines go to stderr.
+// `iraewatch replay FILE...`: evaluates records offline (in memory, no side effects) through the
+// same engine and alert lifecycle as the daemon, and prints alert events as JSON lines on stdout;
+// counts and rejected lines go to stderr. The lifecycle clock is event time: the newest record
+// time seen so far drives re-notification.
 
 #include <condition_variable>
 #include <cstdio>
@@ -9,9 +11,11 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <variant>
 #include <vector>
 
-#include "iraewatch/alert/alert_json.hpp"
+#include "iraewatch/alert/lifecycle.hpp"
+#include "iraewatch/app/alert_outputs.hpp"
 #include "iraewatch/app/commands.hpp"
 #include "iraewatch/app/line_file.hpp"
 #include "iraewatch/app/rule_loading.hpp"
@@ -99,7 +103,9 @@ int run_replay(const Config& config, const ReplayOptions& options) {
   auto rule_set = load_rules_or_report(config);
   if (!rule_set) return 2;
   engine::Engine engine(rule_set);
+  alert::Lifecycle lifecycle(lifecycle_policy(config));
   engine::RecordLedger ledger;
+  std::int64_t clock = INT64_MIN;
   const ingest::NdjsonParser parser(rule_set->concepts);
   const core::Provenance provenance{options.feed.empty() ? config.ndjson.feed : options.feed, "", 0};
 
@@ -126,9 +132,20 @@ int run_replay(const Config& config, const ReplayOptions& options) {
         ++duplicates;
         continue;
       }
+      const std::int64_t t = std::visit([](const auto& r) { return r.time.utc_ms; }, *record);
+      if (t > clock) {
+        clock = t;
+        for (const auto& n : lifecycle.renotify_due(clock, clock)) {
+          ++by_rule[n.notice.signal][n.notice.event];
+          out += n.notice.line;
+          out += '\n';
+        }
+      }
       for (const auto& e : engine.process(*record, *change)) {
-        ++by_rule[e.rule.empty() ? e.signal : e.rule][e.event];
-        out += alert::to_json_line(e);
+        auto n = lifecycle.on_event(e, clock, clock);
+        if (!n) continue;
+        ++by_rule[e.rule.empty() ? e.signal : e.rule][n->notice.event];
+        out += n->notice.line;
         out += '\n';
       }
       if (out.size() > (1 << 16)) {
@@ -146,8 +163,11 @@ int run_replay(const Config& config, const ReplayOptions& options) {
     std::fprintf(stderr, "iraewatch: %s\n", failure.c_str());
     return 2;
   }
-  std::fprintf(stderr, "replay: %zu records (%zu duplicates), %zu rejected, %zu patients; ruleset %s\n", records,
-               duplicates, rejected, engine.patient_count(), rule_set->version.c_str());
+  std::fprintf(stderr,
+               "replay: %zu records (%zu duplicates), %zu rejected, %zu patients; %lld alert events, %zu alerts open "
+               "at the end; ruleset %s\n",
+               records, duplicates, rejected, engine.patient_count(), static_cast<long long>(lifecycle.last_seq()),
+               lifecycle.open_count(), rule_set->version.c_str());
   for (const auto& [rule, events] : by_rule) {
     std::string counts;
     for (const auto& [event, n] : events) counts += (counts.empty() ? "" : ", ") + event + " " + std::to_string(n);

@@ -7,13 +7,19 @@
 #include <cstdio>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
+#include "iraewatch/app/alert_outputs.hpp"
+#include "iraewatch/app/alerting.hpp"
 #include "iraewatch/app/commands.hpp"
-#include "iraewatch/app/evaluation.hpp"
+#include "iraewatch/app/delivery.hpp"
 #include "iraewatch/app/ingest_pipeline.hpp"
 #include "iraewatch/app/logging.hpp"
 #include "iraewatch/app/rule_loading.hpp"
+#include "iraewatch/net/control_server.hpp"
 #include "iraewatch/net/line_client.hpp"
 #include "iraewatch/net/line_server.hpp"
+#include "iraewatch/net/subscriber_server.hpp"
 #include "iraewatch/store/checkpointer.hpp"
 #include "iraewatch/store/writer.hpp"
 
@@ -21,14 +27,48 @@ namespace iraewatch::app {
 namespace {
 
 // Written atomically (temp file + rename) so that a reader never sees half of it.
-bool write_ready_file(const std::string& path, const std::string& ndjson_endpoint) {
+bool write_ready_file(const std::string& path, const nlohmann::ordered_json& ready) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << "{\"ndjson\":\"" << ndjson_endpoint << "\",\"pid\":" << ::getpid() << "}\n";
+    out << ready.dump() << "\n";
     if (!out) return false;
   }
   return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+std::string endpoint_text(const std::string& address, std::uint16_t port) {
+  const bool v6 = address.find(':') != std::string::npos;
+  return (v6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
+}
+
+// One control request (docs/alerts.md, "Control socket") -> one reply line.
+std::string handle_control(const std::string& request, store::Writer& writer, Alerting& alerting) {
+  nlohmann::json req = nlohmann::json::parse(request, nullptr, false);
+  auto error = [](const std::string& code, const std::string& message) {
+    return nlohmann::json{{"ok", false}, {"code", code}, {"error", message}}.dump();
+  };
+  if (!req.is_object() || !req.contains("command") || !req["command"].is_string())
+    return error("invalid_input", "a request is a JSON object with a \"command\"");
+  const std::string command = req["command"];
+  if (command == "ping") return nlohmann::json{{"ok", true}, {"pid", ::getpid()}}.dump();
+  if (command != "ack") return error("invalid_input", "unknown command '" + command + "' (known: ping, ack)");
+  if (!req.contains("alert") || !req["alert"].is_number_integer() || !req.contains("by") || !req["by"].is_string() ||
+      (req.contains("note") && !req["note"].is_string()))
+    return error("invalid_input", "ack needs \"alert\" (integer), \"by\" (string) and an optional \"note\" (string)");
+  const std::int64_t id = req["alert"];
+  const std::string by = req["by"];
+  const std::string note = req.value("note", "");
+  core::Result<core::AlertNotice> outcome = core::fail(core::ErrorCode::store_unavailable, "not run");
+  auto committed = writer.run_task([&](store::Store& s) -> core::Result<void> {
+    auto r = alerting.acknowledge(s, id, by, note);
+    if (!r) return std::unexpected(r.error());
+    outcome = std::move(*r);
+    return {};
+  });
+  if (!committed) return error(std::string(core::to_string(committed.error().code)), committed.error().message);
+  if (!outcome) return error(std::string(core::to_string(outcome.error().code)), outcome.error().message);
+  return nlohmann::json{{"ok", true}, {"alert", id}, {"seq", outcome->seq}, {"state", "acknowledged"}}.dump();
 }
 
 }  // namespace
@@ -43,6 +83,16 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
     }
     config.ndjson.address = endpoint->host;
     config.ndjson.port = endpoint->port;
+  }
+  if (options.subscribers) {
+    auto endpoint = net::parse_endpoint(*options.subscribers);
+    if (!endpoint) {
+      std::fprintf(stderr, "iraewatch: %s\n", endpoint.error().message.c_str());
+      return 2;
+    }
+    config.alerts.outputs.subscribers_tcp = true;
+    config.alerts.outputs.subscribers_address = endpoint->host;
+    config.alerts.outputs.subscribers_port = endpoint->port;
   }
   if (auto ok = setup_logging(config, true); !ok) {
     std::fprintf(stderr, "iraewatch: %s\n", ok.error().message.c_str());
@@ -64,16 +114,80 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
     return 2;
   }
   store::Checkpointer checkpointer(std::move(*checkpoint_store), std::chrono::milliseconds(1000));
-  auto evaluation = Evaluation::start(rule_set, **store, alert_log_path(config));
-  if (!evaluation) {
-    spdlog::critical("{}", evaluation.error().message);
+  auto alerting = Alerting::start(rule_set, **store, lifecycle_policy(config));
+  if (!alerting) {
+    spdlog::critical("{}", alerting.error().message);
+    return 2;
+  }
+  auto outputs = make_outputs(config, true);
+  if (!outputs) {
+    spdlog::critical("{}", outputs.error().message);
+    return 2;
+  }
+  auto delivery_reader = store::Store::open(config.data_dir, {config.synchronous_full, 5000});
+  auto subscriber_reader = store::Store::open(config.data_dir, {config.synchronous_full, 5000});
+  if (!delivery_reader || !subscriber_reader) {
+    spdlog::critical("cannot open the store: {}",
+                     (delivery_reader ? subscriber_reader.error() : delivery_reader.error()).message);
     return 2;
   }
   spdlog::info("iraewatch {}: data in {}, rules {} from {} ({} rules, {} concepts, {} ICI drugs)", IRAEWATCH_VERSION,
                config.data_dir, rule_set->version, rules_dir, rule_set->rules.size(),
                rule_set->concepts.concepts().size(), rule_set->concepts.drugs().size());
 
-  store::Writer writer(std::move(*store), {config.max_batch_items});
+  store::Writer writer(std::move(*store), (*alerting)->writer_options(config.max_batch_items));
+  auto delivery = Delivery::open(std::move(*delivery_reader), std::move(*outputs), &writer);
+  if (!delivery) {
+    spdlog::critical("{}", delivery.error().message);
+    return 2;
+  }
+
+  // Alert subscribers, the control socket and the re-notification timer share a second thread,
+  // so that nothing they do (outbox reads, waiting for an acknowledgement's commit) delays ingest.
+  boost::asio::io_context side_io(1);
+  const auto& out_config = config.alerts.outputs;
+  net::SubscriberServerOptions sub_options;
+  sub_options.tcp = out_config.subscribers_tcp;
+  sub_options.address = out_config.subscribers_address;
+  sub_options.port = out_config.subscribers_port;
+  sub_options.unix_path = data_path(config, out_config.subscribers_unix_path);
+  sub_options.max_subscribers = out_config.max_subscribers;
+  sub_options.max_queued_lines = out_config.subscriber_queue_lines;
+  sub_options.heartbeat = out_config.heartbeat;
+  store::Store& sub_store = **subscriber_reader;
+  net::SubscriberServer subscribers(
+      side_io, sub_options,
+      [&sub_store](std::int64_t after, std::size_t limit) -> core::Result<std::vector<net::OutboxLine>> {
+        auto rows = sub_store.alert_events_after(after, static_cast<int>(limit));
+        if (!rows) return std::unexpected(rows.error());
+        std::vector<net::OutboxLine> lines;
+        lines.reserve(rows->size());
+        for (auto& r : *rows) lines.push_back(net::OutboxLine{r.seq, std::move(r.line)});
+        return lines;
+      },
+      (*alerting)->committed_seq());
+  (*alerting)->set_on_committed([&d = **delivery, &subscribers](std::int64_t head) {
+    d.notify(head);
+    subscribers.publish(head);
+  });
+  const std::string control_path = control_socket_path(config);
+  net::ControlServer control(
+      side_io, net::ControlServerOptions{control_path},
+      [&writer, &a = **alerting](const std::string& request) { return handle_control(request, writer, a); });
+  boost::asio::steady_timer renotify_timer(side_io);
+  std::function<void()> arm_renotify = [&] {
+    renotify_timer.expires_after(std::chrono::milliseconds(250));
+    renotify_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      if ((*alerting)->next_renotify_ms() <= core::wall_clock_ms()) {
+        writer.submit_task([&a = **alerting](store::Store& s) { return a.renotify(s); },
+                           [](core::Result<void> r) {
+                             if (!r) spdlog::error("re-notification not stored: {}", r.error().message);
+                           });
+      }
+      arm_renotify();
+    });
+  };
   IngestPipeline pipeline(rule_set->concepts, config.ndjson.feed);
   boost::asio::io_context io(1);
 
@@ -89,8 +203,8 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
       return;
     }
     auto items = std::move(prepared->items);
-    writer.submit(std::move(items), [prepared, reply = std::move(reply), &totals, &evaluation](
-                                        store::WriteResult result, std::vector<store::WriteItem> committed) mutable {
+    writer.submit(std::move(items), [prepared, reply = std::move(reply), &totals](
+                                        store::WriteResult result, std::vector<store::WriteItem>) mutable {
       BatchCounts counts;
       auto replies = IngestPipeline::replies(*prepared, result, &counts);
       if (!result)
@@ -101,8 +215,6 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
       totals.rejected += counts.rejected;
       totals.failed += counts.failed;
       reply(std::move(replies));
-      // After the acknowledgement, on the evaluation thread: it never delays a sender.
-      (*evaluation)->enqueue(std::move(committed), std::move(result));
     });
   };
 
@@ -118,30 +230,60 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
     spdlog::info("signal {}: no new connections; finishing open batches", signal);
     ndjson.stop();
   });
+  nlohmann::ordered_json ready;
   std::string endpoint;
   if (config.ndjson.enabled) {
     if (auto ok = ndjson.start(); !ok) {
       spdlog::critical("{}", ok.error().message);
       return 2;
     }
-    const bool v6 = config.ndjson.address.find(':') != std::string::npos;
-    endpoint = (v6 ? "[" + config.ndjson.address + "]" : config.ndjson.address) + ":" + std::to_string(ndjson.port());
+    endpoint = endpoint_text(config.ndjson.address, ndjson.port());
     spdlog::info("NDJSON listener on {} (feed '{}', max line {} bytes, idle timeout {} s, max {} connections)",
                  endpoint, config.ndjson.feed, config.ndjson.max_line_bytes, config.ndjson.idle_timeout.count(),
                  config.ndjson.max_connections);
   }
-  if (!options.ready_file.empty() && !write_ready_file(options.ready_file, endpoint)) {
+  ready["ndjson"] = endpoint;
+  if (auto ok = subscribers.start(); !ok) {
+    spdlog::critical("{}", ok.error().message);
+    return 2;
+  }
+  if (sub_options.tcp) {
+    ready["subscribers"] = endpoint_text(sub_options.address, subscribers.tcp_port());
+    spdlog::info("alert subscribers on {}", ready["subscribers"].get<std::string>());
+  }
+  if (!sub_options.unix_path.empty()) {
+    ready["subscribers_unix"] = sub_options.unix_path;
+    spdlog::info("alert subscribers on {}", sub_options.unix_path);
+  }
+  if (!control_path.empty()) {
+    if (auto ok = control.start(); !ok) {
+      spdlog::critical("{}", ok.error().message);
+      return 2;
+    }
+    ready["control"] = control_path;
+  }
+  ready["pid"] = ::getpid();
+  if (!options.ready_file.empty() && !write_ready_file(options.ready_file, ready)) {
     spdlog::critical("cannot write the ready file {}", options.ready_file);
     return 2;
   }
 
-  (*evaluation)->start_worker();
+  (*delivery)->start();
+  arm_renotify();
+  std::thread side_thread([&] { side_io.run(); });
   io.run();
+  // Ingest has stopped. Stop the side thread's work, commit what is queued, deliver what is committed.
+  boost::asio::post(side_io, [&] {
+    renotify_timer.cancel();
+    control.stop();
+    subscribers.stop();
+  });
+  side_thread.join();
   writer.stop();
-  (*evaluation)->stop_worker();
+  (*delivery)->stop();
   spdlog::info(
       "stopped: {} records stored, {} duplicates, {} lines rejected, {} not stored (store errors); {} alert events",
-      totals.stored, totals.duplicates, totals.rejected, totals.failed, (*evaluation)->events_written());
+      totals.stored, totals.duplicates, totals.rejected, totals.failed, (*alerting)->events_written());
   spdlog::shutdown();
   return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -55,21 +56,18 @@ int run_summary(const Config& config) {
       std::printf("    %s %s:%lld [%s] %s\n", core::format_utc(r.received_ms).c_str(), printable(r.source).c_str(),
                   static_cast<long long>(r.position), r.error_code.c_str(), printable(r.reason).c_str());
   }
-  // The alert log: how many events, and the latest few summaries (what a nurse would read).
-  std::ifstream alerts(alert_log_path(config));
-  std::vector<std::string> recent;
-  std::size_t count = 0;
-  for (std::string line; std::getline(alerts, line);) {
-    if (line.empty()) continue;
-    ++count;
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_object()) continue;
-    recent.push_back(printable(j.value("time", "") + " " + j.value("event", "") + " " + j.value("patient", "") + ": " +
-                               j.value("summary", "")));
-    if (recent.size() > 10) recent.erase(recent.begin());
+  // The alerts: how many events in the outbox, the open alerts, and the latest few events (what a
+  // nurse would read).
+  auto last_seq = (*store)->last_alert_seq();
+  auto open = (*store)->alerts({true, "", 1'000'000});
+  if (last_seq && open) {
+    std::printf("  alert events            %lld (outbox; `iraewatch alerts` lists the alerts)\n",
+                static_cast<long long>(*last_seq));
+    std::printf("  open alerts             %zu\n", open->size());
+    auto recent = (*store)->alert_events_after(std::max<std::int64_t>(0, *last_seq - 10), 10);
+    if (recent)
+      for (const auto& e : *recent) std::printf("    %s\n", printable(e.text).c_str());
   }
-  std::printf("  alert events            %zu (%s)\n", count, alert_log_path(config).c_str());
-  for (const auto& r : recent) std::printf("    %s\n", r.c_str());
   return 0;
 }
 

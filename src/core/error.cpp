@@ -20,6 +20,10 @@ std::string_view to_string(ErrorCode code) {
       return "io";
     case ErrorCode::config:
       return "config";
+    case ErrorCode::not_found:
+      return "not_found";
+    case ErrorCode::conflict:
+      return "conflict";
   }
   return "unknown";
 }

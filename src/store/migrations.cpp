@@ -82,6 +82,56 @@ CREATE TABLE rejected (
   truncated   INTEGER NOT NULL
 );
 )sql",
+    // 2: the alert lifecycle: alerts, their events (outbox and audit trail), output positions.
+    R"sql(
+CREATE TABLE alerts (
+  id                INTEGER PRIMARY KEY,
+  patient_key       TEXT NOT NULL,
+  signal            TEXT NOT NULL,
+  state             TEXT NOT NULL,
+  grade             INTEGER NOT NULL,
+  severity          TEXT NOT NULL,
+  rule              TEXT NOT NULL,
+  rules             TEXT NOT NULL,
+  summary           TEXT NOT NULL,
+  fields            TEXT NOT NULL,
+  opened_ms         INTEGER NOT NULL,
+  changed_ms        INTEGER NOT NULL,
+  notified_ms       INTEGER NOT NULL,
+  acknowledged_by   TEXT,
+  acknowledged_note TEXT,
+  acknowledged_ms   INTEGER
+);
+CREATE UNIQUE INDEX alerts_open ON alerts (patient_key, signal) WHERE state IN ('firing', 'acknowledged');
+CREATE INDEX alerts_by_patient ON alerts (patient_key, id);
+
+CREATE TABLE alert_events (
+  seq         INTEGER PRIMARY KEY,
+  alert_id    INTEGER NOT NULL REFERENCES alerts(id),
+  patient_key TEXT NOT NULL,
+  signal      TEXT NOT NULL,
+  event       TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  grade       INTEGER NOT NULL,
+  severity    TEXT NOT NULL,
+  pages       INTEGER NOT NULL,
+  cause       TEXT NOT NULL,
+  actor       TEXT,
+  note        TEXT,
+  clock_ms    INTEGER NOT NULL,
+  recorded_ms INTEGER NOT NULL,
+  data_time   TEXT NOT NULL,
+  line        TEXT NOT NULL,
+  text        TEXT NOT NULL
+);
+CREATE INDEX alert_events_by_patient ON alert_events (patient_key, seq);
+
+CREATE TABLE output_positions (
+  name       TEXT PRIMARY KEY,
+  seq        INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL
+);
+)sql",
 };
 
 core::Result<void> exec(sqlite3* db, std::string_view sql, std::string_view what) {

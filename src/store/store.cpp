@@ -11,51 +11,12 @@
 
 #include "migrations.hpp"
 #include "statement.hpp"
+#include "statements.hpp"
 
 namespace iraewatch::store {
 
 using core::ErrorCode;
 using core::fail;
-
-struct Store::Statements {
-  explicit Statements(sqlite3* db)
-      : begin(db, "BEGIN IMMEDIATE"),
-        commit(db, "COMMIT"),
-        rollback(db, "ROLLBACK"),
-        find_patient(db, "SELECT id FROM patients WHERE patient_key = ?1"),
-        insert_patient(db, "INSERT INTO patients (patient_key, first_seen_ms) VALUES (?1, ?2)"),
-        obs_same_content(
-            db, "SELECT version FROM observations WHERE feed = ?1 AND record_id = ?2 AND content_hash = ?3 LIMIT 1"),
-        obs_max_version(db, "SELECT max(version) FROM observations WHERE feed = ?1 AND record_id = ?2"),
-        obs_retire(db, "UPDATE observations SET is_current = 0 WHERE feed = ?1 AND record_id = ?2 AND is_current = 1"),
-        obs_insert(db,
-                   "INSERT INTO observations (feed, record_id, version, is_current, patient_id, code_system, code, "
-                   "concept, value_num, value_text, unit, canonical_value, canonical_unit, event_time_ms, "
-                   "event_offset_min, status, ref_low, ref_high, ref_from_sender, baseline, message_id, received_ms, "
-                   "content_hash) VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-                   "?17, ?18, ?19, ?20, ?21, ?22)"),
-        med_same_content(
-            db, "SELECT version FROM administrations WHERE feed = ?1 AND record_id = ?2 AND content_hash = ?3 LIMIT 1"),
-        med_max_version(db, "SELECT max(version) FROM administrations WHERE feed = ?1 AND record_id = ?2"),
-        med_retire(db,
-                   "UPDATE administrations SET is_current = 0 WHERE feed = ?1 AND record_id = ?2 AND is_current = 1"),
-        med_insert(db,
-                   "INSERT INTO administrations (feed, record_id, version, is_current, patient_id, drug_system, "
-                   "drug_code, ici, ici_class, event_time_ms, event_offset_min, status, message_id, received_ms, "
-                   "content_hash) VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
-        insert_rejected(
-            db,
-            "INSERT INTO rejected (received_ms, feed, source, position, error_code, reason, raw, truncated) "
-            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)") {}
-
-  Statement begin, commit, rollback;
-  Statement find_patient, insert_patient;
-  Statement obs_same_content, obs_max_version, obs_retire, obs_insert;
-  Statement med_same_content, med_max_version, med_retire, med_insert;
-  Statement insert_rejected;
-  // Patients known to be committed, and those added by the open transaction.
-  std::unordered_map<std::string, std::int64_t> patients, pending_patients;
-};
 
 namespace {
 

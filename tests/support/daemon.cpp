@@ -94,19 +94,22 @@ RunResult run_binary(const std::vector<std::string>& args, const std::string& in
   return result;
 }
 
-Daemon::Daemon(const std::string& data_dir, std::vector<std::string> global_args) {
+Daemon::Daemon(const std::string& data_dir, std::vector<std::string> global_args) : data_dir_(data_dir) {
   const std::string ready = data_dir + ".ready";
   std::filesystem::remove(ready);
   stderr_path_ = data_dir + ".stderr";
   std::vector<std::string> args = std::move(global_args);
-  args.insert(args.end(), {"--data-dir", data_dir, "serve", "--listen", "127.0.0.1:0", "--ready-file", ready});
+  args.insert(args.end(), {"--data-dir", data_dir, "serve", "--listen", "127.0.0.1:0", "--subscribers", "127.0.0.1:0",
+                           "--ready-file", ready});
   pid_ = spawn(args, "/dev/null", "/dev/null", stderr_path_);
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < until) {
     const std::string text = read_file(ready);
-    const auto colon = text.find("127.0.0.1:");
-    if (colon != std::string::npos) {
-      port_ = static_cast<std::uint16_t>(std::stoi(text.substr(colon + 10)));
+    const auto colon = text.find("\"ndjson\":\"127.0.0.1:");
+    if (colon != std::string::npos) {  // written whole (renamed into place)
+      port_ = static_cast<std::uint16_t>(std::stoi(text.substr(colon + 20)));
+      const auto sub = text.find("\"subscribers\":\"127.0.0.1:");
+      if (sub != std::string::npos) subscriber_port_ = static_cast<std::uint16_t>(std::stoi(text.substr(sub + 25)));
       return;
     }
     if (wait_for(pid_, std::chrono::milliseconds(0))) {

@@ -36,8 +36,8 @@ struct RunResult {
 RunResult run_binary(const std::vector<std::string>& args, const std::string& input = "",
                      std::chrono::seconds timeout = std::chrono::seconds(60));
 
-// `iraewatch [global args] serve --listen 127.0.0.1:0 --ready-file ...`, waiting (bounded) until
-// it listens. Stopped with SIGTERM (then SIGKILL) when destroyed.
+// `iraewatch [global args] serve --listen 127.0.0.1:0 --subscribers 127.0.0.1:0 --ready-file ...`,
+// waiting (bounded) until it listens. Stopped with SIGTERM (then SIGKILL) when destroyed.
 class Daemon {
  public:
   Daemon(const std::string& data_dir, std::vector<std::string> global_args = {});
@@ -46,6 +46,8 @@ class Daemon {
   Daemon& operator=(const Daemon&) = delete;
 
   std::uint16_t port() const { return port_; }
+  std::uint16_t subscriber_port() const { return subscriber_port_; }  // alert subscribers (TCP)
+  const std::string& data_dir() const { return data_dir_; }
   pid_t pid() const { return pid_; }
   // Sends a signal and waits (bounded) for the exit; returns the exit status (or -signal).
   int stop(int signal, std::chrono::seconds timeout = std::chrono::seconds(30));
@@ -54,6 +56,8 @@ class Daemon {
  private:
   pid_t pid_ = -1;
   std::uint16_t port_ = 0;
+  std::uint16_t subscriber_port_ = 0;
+  std::string data_dir_;
   std::string stderr_path_;
 };
 

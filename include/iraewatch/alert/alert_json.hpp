@@ -3,11 +3,22 @@
 // contract with integrators: fields may be added, never renamed.
 
 #include <string>
+#include <string_view>
 
+#include "iraewatch/core/alert.hpp"
 #include "iraewatch/engine/alert_event.hpp"
 
 namespace iraewatch::alert {
 
+// The engine's event alone (`iraewatch test` and older tools).
 std::string to_json_line(const engine::AlertEvent& event);
+
+// The content of an event as JSON object members without the braces and without "event": what an
+// alert keeps (core::Alert::fields) so that later notices can repeat it.
+std::string to_json_fields(const engine::AlertEvent& event);
+
+// The delivered line of a notice: {"event":…, the content `fields`, then the lifecycle members
+// "seq", "alert_id", "state", "pages", "recorded_at", "cause", "acknowledged_by", "note"}.
+std::string notice_line(const core::AlertNotice& notice, std::string_view fields);
 
 }  // namespace iraewatch::alert

@@ -3,6 +3,7 @@
 // 1 the command ran but found problems (rejected records), 2 it could not run (bad config,
 // unusable store, unreachable daemon).
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,8 +13,9 @@
 namespace iraewatch::app {
 
 struct ServeOptions {
-  std::optional<std::string> listen;  // overrides listeners.ndjson address and port
-  std::string ready_file;             // written once listening: {"ndjson":"ADDR:PORT","pid":N}
+  std::optional<std::string> listen;       // overrides listeners.ndjson address and port
+  std::optional<std::string> subscribers;  // overrides alerts.outputs.subscribers address and port
+  std::string ready_file;                  // written once listening: {"ndjson":"ADDR:PORT","pid":N}
 };
 
 struct IngestOptions {
@@ -34,6 +36,24 @@ struct ReplayOptions {
   std::vector<std::string> files;
 };
 
+struct AlertsOptions {
+  bool active = false;  // open alerts only (firing or acknowledged)
+  std::string patient;
+  bool json = false;
+  int limit = 100;
+};
+
+struct AckOptions {
+  std::int64_t alert_id = 0;
+  std::string by;
+  std::string note;
+};
+
+struct HistoryOptions {
+  std::string patient;
+  bool json = false;
+};
+
 struct TestOptions {
   std::vector<std::string> files;
 };
@@ -45,6 +65,9 @@ int run_test(const Config& config, const TestOptions& options);
 int run_ingest(const Config& config, const IngestOptions& options);
 int run_send(const SendOptions& options);
 int run_summary(const Config& config);
+int run_alerts(const Config& config, const AlertsOptions& options);
+int run_ack(const Config& config, const AckOptions& options);
+int run_history(const Config& config, const HistoryOptions& options);
 
 // Parses the command line and runs the command.
 int run_cli(int argc, char** argv);

@@ -20,6 +20,36 @@ struct NdjsonListenerConfig {
   std::size_t max_connections = 64;
 };
 
+// Where alert events go (docs/configuration.md). Relative paths are inside data_dir.
+struct AlertOutputsConfig {
+  bool file = true;  // rotating JSON lines
+  std::string file_path = "alerts.jsonl";
+  std::size_t file_max_bytes = 50 * 1024 * 1024;
+  std::size_t file_max_files = 10;
+  bool console = false;  // one human line per event on stdout (serve)
+  bool syslog = false;   // RFC 5424
+  std::string syslog_host = "127.0.0.1";
+  std::uint16_t syslog_port = 514;
+  std::string syslog_unix_path;  // e.g. /dev/log; used instead of UDP when set
+  int syslog_facility = 16;      // local0
+  bool subscribers_tcp = true;
+  std::string subscribers_address = "127.0.0.1";
+  std::uint16_t subscribers_port = 7471;
+  std::string subscribers_unix_path = "subscribers.sock";  // "" for none
+  std::size_t max_subscribers = 32;
+  std::size_t subscriber_queue_lines = 1024;
+  std::chrono::milliseconds heartbeat{30'000};
+};
+
+struct AlertsConfig {
+  // Re-notification interval of an unacknowledged firing alert, per severity; 0: never.
+  std::chrono::milliseconds renotify_critical{4LL * 3600 * 1000};
+  std::chrono::milliseconds renotify_warning{24LL * 3600 * 1000};
+  std::chrono::milliseconds renotify_info{0};
+  std::string control_socket = "control.sock";  // "" for none
+  AlertOutputsConfig outputs;
+};
+
 struct Config {
   std::string data_dir = "data";
   std::string rules_dir;  // empty: the bundled rules
@@ -30,7 +60,11 @@ struct Config {
   bool synchronous_full = true;
   std::size_t max_batch_items = 4096;
   NdjsonListenerConfig ndjson;
+  AlertsConfig alerts;
 };
+
+// A path from the config: absolute as it is, relative inside data_dir; "" stays "".
+std::string data_path(const Config& config, const std::string& path);
 
 // Reads a config file over the defaults. Every unknown key or mistyped value is an error: a typo
 // must not silently fall back to a default.

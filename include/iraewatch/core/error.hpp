@@ -18,6 +18,8 @@ enum class ErrorCode {
   store_unavailable,  // the database could not commit (busy, full, I/O error)
   io,                 // a file or socket could not be read or written
   config,             // a configuration or rule file is unusable
+  not_found,          // what a request names does not exist (an alert id, a patient)
+  conflict,           // the request does not fit the current state (acknowledging a closed alert)
 };
 
 std::string_view to_string(ErrorCode code);

@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "iraewatch/core/alert.hpp"
 #include "iraewatch/core/error.hpp"
 #include "iraewatch/core/record.hpp"
 
@@ -75,6 +76,27 @@ struct Summary {
   std::vector<std::pair<std::string, std::int64_t>> by_concept;  // current observations per concept
 };
 
+// Which alerts a listing wants.
+struct AlertQuery {
+  bool open_only = false;  // firing or acknowledged
+  std::string patient;     // empty: every patient
+  int limit = 1000;        // newest first
+};
+
+// One stored record version of one patient, described for `iraewatch history`.
+struct PatientRecordRow {
+  std::int64_t time_ms = 0;
+  std::int32_t offset_min = 0;
+  std::string kind;  // observation, medication
+  std::string feed, record_id;
+  int version = 0;
+  bool is_current = false;
+  std::string what;   // concept or code / drug
+  std::string value;  // value and unit, or text value; "" for a medication
+  std::string status;
+  std::int64_t received_ms = 0;
+};
+
 class Store {
  public:
   // Opens (creating when needed) DATA_DIR/iraewatch.db: the folder with mode 0700, the file 0600;
@@ -97,6 +119,13 @@ class Store {
   // begin + apply each + commit, rolling back on failure.
   core::Result<std::vector<WriteOutcome>> write_batch(std::span<const WriteItem> items);
 
+  // Alerts (inside a transaction begun with begin(), like apply()). save_alert inserts or
+  // replaces by id; append_alert_event adds one outbox row with the notice's own seq.
+  core::Result<void> save_alert(const core::Alert& alert);
+  core::Result<void> append_alert_event(const core::AlertNotice& notice);
+  // Output delivery positions: the last seq each named output delivered (0 when never).
+  core::Result<void> set_output_position(const std::string& name, std::int64_t seq, std::int64_t now_ms);
+
   // Copies committed WAL pages into the database without blocking writers (PASSIVE).
   core::Result<void> checkpoint();
 
@@ -109,6 +138,19 @@ class Store {
   // Every current record the engine needs, oldest first: mapped observations taken since
   // `since_ms` (and baseline-flagged ones of any age), and every administration.
   core::Result<void> for_each_current_record(std::int64_t since_ms, const std::function<void(const core::Record&)>& fn);
+  // Alerts, newest first.
+  core::Result<std::vector<core::Alert>> alerts(const AlertQuery& query);
+  core::Result<std::optional<core::Alert>> alert(std::int64_t id);
+  // The largest alert id and event seq in use (0 when none).
+  core::Result<std::int64_t> last_alert_id();
+  core::Result<std::int64_t> last_alert_seq();
+  // Outbox rows with seq > after_seq, oldest first, at most `limit`.
+  core::Result<std::vector<core::AlertNotice>> alert_events_after(std::int64_t after_seq, int limit);
+  // Every alert event of one patient, oldest first.
+  core::Result<std::vector<core::AlertNotice>> alert_events_of_patient(const std::string& patient);
+  core::Result<std::int64_t> output_position(const std::string& name);
+  // Every stored version of every record of one patient, in event-time order.
+  core::Result<std::vector<PatientRecordRow>> records_of_patient(const std::string& patient);
 
  private:
   struct Statements;
