@@ -30,7 +30,9 @@ TEST_CASE("the writer commits concurrent submissions and completes them in order
   testing::TempDir tmp;
   auto s = store::Store::open(tmp.file("data"));
   REQUIRE(s);
-  store::Writer writer(std::move(*s), {64});
+  store::WriterOptions options;
+  options.max_batch_items = 64;
+  store::Writer writer(std::move(*s), options);
   constexpr int kThreads = 4, kPerThread = 50;
   std::atomic<int> done{0}, stored{0};
   std::atomic<bool> items_back{true};
