@@ -489,8 +489,9 @@ class Daemon {
       if (!out) return std::unexpected("cannot write " + config);
     }
     auto d = std::unique_ptr<Daemon>(new Daemon(dir));
-    std::vector<std::string> args = {o.binary, "--config", config,        "--data-dir",   dir + "/data",
-                                     "serve",  "--listen", "127.0.0.1:0", "--ready-file", d->ready_file_};
+    std::vector<std::string> args = {o.binary, "--config",    config,         "--data-dir",    dir + "/data",
+                                     "serve",  "--listen",    "127.0.0.1:0",  "--subscribers", "127.0.0.1:0",
+                                     "--mllp", "127.0.0.1:0", "--ready-file", d->ready_file_};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

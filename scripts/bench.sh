@@ -6,6 +6,9 @@
 #   scripts/bench.sh engine [ARGS...]     the engine in-process with the shipped rules over 10,000
 #                                         patients, then `iraewatch replay` of 1,000,000 records
 #                                         (e.g. --abnormal 1.0 for the stress mix)
+#   scripts/bench.sh alert [ARGS...]      from a record's acknowledgement to its alert event on the
+#                                         subscriber socket, at fixed offered rates (default 1000 and
+#                                         5000 records/s for 10 s each; e.g. --rate 2000 --seconds 20)
 # Exit status: the benchmark's (1 when a check failed; 2 on setup errors).
 set -euo pipefail
 
@@ -13,7 +16,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/install-deps.sh"
 build="$root/build-release"
 which="ingest"
-if [ "${1:-}" = "ingest" ] || [ "${1:-}" = "engine" ]; then
+if [ "${1:-}" = "ingest" ] || [ "${1:-}" = "engine" ] || [ "${1:-}" = "alert" ]; then
   which="$1"
   shift
 fi

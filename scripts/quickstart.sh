@@ -12,9 +12,10 @@ mkdir -p "$data_dir"
 ready="$data_dir/quickstart.ready"
 rm -f "$ready"
 
-# Port 0: the system picks free ports (the ready file says which), so a busy 7470 or 7471 cannot
-# stop the demo.
-"$bin" --data-dir "$data_dir" serve --listen 127.0.0.1:0 --subscribers 127.0.0.1:0 --ready-file "$ready" &
+# Port 0: the system picks free ports (the ready file says which), so a busy 7470, 7471 or 2575
+# cannot stop the demo.
+"$bin" --data-dir "$data_dir" serve --listen 127.0.0.1:0 --subscribers 127.0.0.1:0 --mllp 127.0.0.1:0 \
+  --ready-file "$ready" &
 daemon=$!
 trap 'kill -TERM $daemon 2>/dev/null || true; wait $daemon 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do

@@ -194,6 +194,17 @@ std::string to_json_fields(const engine::AlertEvent& e) {
   return out.substr(1, out.size() - 2);
 }
 
+std::string with_patient(std::string_view fields, std::string_view patient) {
+  // to_json_fields always starts with "patient":"...","signal":
+  const auto signal = fields.find(",\"signal\":");
+  if (!fields.starts_with("\"patient\":") || signal == std::string_view::npos) return std::string(fields);
+  std::string out;
+  JsonWriter w(out);
+  w.begin_object();
+  w.field("patient", patient);
+  return out.substr(1) + std::string(fields.substr(signal));
+}
+
 std::string notice_line(const core::AlertNotice& n, std::string_view fields) {
   std::string out;
   out.reserve(fields.size() + 256);

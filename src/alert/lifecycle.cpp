@@ -28,7 +28,7 @@ std::string join(const std::vector<std::string>& items) {
 // The one-line human form: "#12 FIRED alert 3 thyroid grade 2 warning patient P1: summary".
 std::string human_text(const core::AlertNotice& n, const core::Alert& a) {
   std::string t = "#" + std::to_string(n.seq) + " " + upper(n.event) + " alert " + std::to_string(n.alert_id) + " " +
-                  n.signal + " grade " + std::to_string(a.grade) + " " + a.severity + " patient " + n.patient;
+                  n.signal + " grade " + std::to_string(n.grade) + " " + n.severity + " patient " + n.patient;
   if (n.event == "acknowledged") {
     t += " by " + n.actor;
     if (!n.note.empty()) t += " (" + n.note + ")";
@@ -41,9 +41,14 @@ std::string human_text(const core::AlertNotice& n, const core::Alert& a) {
 }  // namespace
 
 std::string format_interval(std::int64_t ms) {
-  if (ms % (3600 * 1000) == 0) return std::to_string(ms / (3600 * 1000)) + "h";
-  if (ms % (60 * 1000) == 0) return std::to_string(ms / (60 * 1000)) + "min";
-  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  constexpr std::int64_t kMin = 60'000, kHour = 60 * kMin, kDay = 24 * kHour;
+  if (ms >= kDay && ms % kDay == 0) return std::to_string(ms / kDay) + "d";
+  if (ms >= kHour) {
+    const std::int64_t minutes = (ms % kHour) / kMin;
+    return std::to_string(ms / kHour) + "h" + (minutes ? " " + std::to_string(minutes) + "min" : "");
+  }
+  if (ms >= kMin) return std::to_string(ms / kMin) + "min";
+  if (ms >= 1000) return std::to_string(ms / 1000) + "s";
   return std::to_string(ms) + "ms";
 }
 
@@ -89,7 +94,8 @@ void Lifecycle::schedule(const core::Alert& a) {
 }
 
 Transition Lifecycle::make(const core::Alert& a, const std::string& event, const std::string& cause,
-                           const std::string& data_time, std::int64_t clock_ms, std::int64_t wall_ms) {
+                           const std::string& data_time, std::int64_t clock_ms, std::int64_t wall_ms,
+                           const engine::AlertEvent* closing) {
   core::AlertNotice n;
   n.seq = ++last_seq_;
   n.alert_id = a.id;
@@ -97,8 +103,10 @@ Transition Lifecycle::make(const core::Alert& a, const std::string& event, const
   n.signal = a.signal;
   n.event = event;
   n.state = a.state;
-  n.grade = a.grade;
-  n.severity = a.severity;
+  // A resolution or retraction speaks with the engine's grade 0 and severity (info); the alert row
+  // keeps the grade it had, for listings.
+  n.grade = closing ? closing->grade : a.grade;
+  n.severity = closing ? closing->severity : a.severity;
   n.pages = event == "fired" || event == "escalated" || event == "renotified";
   n.cause = cause;
   n.clock_ms = clock_ms;
@@ -132,9 +140,7 @@ std::optional<Transition> Lifecycle::on_event(const engine::AlertEvent& e, std::
     a.fields = to_json_fields(e);
     a.changed_ms = clock_ms;
     // a.grade keeps the last open grade: "resolved, was grade 2" in listings.
-    auto t = make(a, e.event, cause, data_time, clock_ms, wall_ms);
-    t.notice.grade = 0;
-    return t;
+    return make(a, e.event, cause, data_time, clock_ms, wall_ms, &e);
   }
 
   std::string event = e.event;
@@ -206,6 +212,38 @@ std::vector<Transition> Lifecycle::renotify_due(std::int64_t clock_ms, std::int6
                        "not acknowledged for " + format_interval(waited) + " (" + a.severity + " re-notifies every " +
                            format_interval(interval_ms(a.severity)) + ")",
                        "", clock_ms, wall_ms));
+  }
+  return out;
+}
+
+std::vector<Transition> Lifecycle::merge_patients(const std::string& prior, const std::string& surviving,
+                                                  std::int64_t clock_ms, std::int64_t wall_ms) {
+  std::vector<Transition> out;
+  std::vector<Key> keys;
+  for (auto it = open_.lower_bound(Key{prior, ""}); it != open_.end() && it->first.first == prior; ++it)
+    keys.push_back(it->first);
+  for (const auto& key : keys) {
+    core::Alert a = std::move(open_.at(key));
+    open_.erase(key);
+    const Key target{surviving, key.second};
+    if (auto kept = open_.find(target); kept != open_.end()) {
+      key_of_.erase(a.id);
+      unschedule(a.id);
+      a.state = core::AlertState::retracted;
+      a.changed_ms = clock_ms;
+      out.push_back(
+          make(a, "retracted",
+               "patient merged into another; the signal continues as alert " + std::to_string(kept->second.id), "",
+               clock_ms, wall_ms));
+      continue;
+    }
+    a.patient = surviving;
+    a.fields = with_patient(a.fields, surviving);
+    a.changed_ms = clock_ms;
+    key_of_[a.id] = target;
+    auto& moved = open_[target] = std::move(a);
+    out.push_back(make(moved, "updated", "patient merged: the alert now belongs to the surviving patient", "", clock_ms,
+                       wall_ms));
   }
   return out;
 }

@@ -38,6 +38,15 @@ core::Result<std::vector<std::unique_ptr<alert::Output>>> make_outputs(const Con
   return out;
 }
 
+ingest::Hl7Options hl7_options(const Config& config) {
+  ingest::Hl7Options o;
+  o.feed = config.mllp.feed;
+  o.default_offset_min = config.hl7.default_offset_min;
+  o.identifier_types = config.hl7.identifier_types;
+  o.assigning_authority = config.hl7.assigning_authority;
+  return o;
+}
+
 std::string control_socket_path(const Config& config) {
   return data_path(config, config.alerts.control_socket);
 }

@@ -31,7 +31,7 @@ core::Result<std::unique_ptr<Alerting>> Alerting::start(std::shared_ptr<const ru
   return a;
 }
 
-core::Result<void> Alerting::rebuild(store::Store& store) {
+core::Result<void> Alerting::warm_engine(store::Store& store) {
   engine_ = std::make_unique<engine::Engine>(rules_);
   const std::int64_t since = core::wall_clock_ms() - rules_->settings.history_window_ms;
   warmed_ = 0;
@@ -41,6 +41,22 @@ core::Result<void> Alerting::rebuild(store::Store& store) {
   });
   if (!r) return r;
   engine_->settle();
+  return {};
+}
+
+core::Result<void> Alerting::merge_patients(store::Store& store, const std::string& prior,
+                                            const std::string& surviving) {
+  const std::int64_t now = core::wall_clock_ms();
+  for (const auto& t : lifecycle_.merge_patients(prior, surviving, now, now))
+    if (auto r = write(store, t); !r) return r;
+  auto moved = store.merge_patient(prior, surviving, now);
+  if (!moved) return std::unexpected(moved.error());
+  spdlog::info("patients merged: {} records moved; rebuilding the engine's history", *moved);
+  return warm_engine(store);
+}
+
+core::Result<void> Alerting::rebuild(store::Store& store) {
+  if (auto w = warm_engine(store); !w) return w;
   if (auto l = load_lifecycle(store, lifecycle_); !l) return l;
   committed_seq_ = lifecycle_.last_seq();
   next_renotify_ms_ = lifecycle_.next_due_ms();

@@ -23,6 +23,18 @@ core::Result<std::unique_ptr<store::Store>> open_existing(const Config& config) 
   return store::Store::open(config.data_dir, {config.synchronous_full, 5000, false});
 }
 
+std::vector<std::string> split_rules(const std::string& rules) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < rules.size()) {
+    auto end = rules.find(',', start);
+    if (end == std::string::npos) end = rules.size();
+    if (end > start) out.push_back(rules.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
 std::string time_or_empty(std::int64_t ms) {
   return ms == 0 ? "" : core::format_utc(ms);
 }
@@ -35,7 +47,7 @@ nlohmann::ordered_json alert_json(const core::Alert& a) {
           {"grade", a.grade},
           {"severity", a.severity},
           {"rule", a.rule},
-          {"rules", a.rules},
+          {"rules", split_rules(a.rules)},
           {"summary", a.summary},
           {"opened_at", time_or_empty(a.opened_ms)},
           {"changed_at", time_or_empty(a.changed_ms)},
@@ -151,7 +163,12 @@ int run_ack(const Config& config, const AckOptions& options) {
       std::fprintf(stderr, "iraewatch: %s\n", j.value("error", std::string("refused")).c_str());
       return code == "not_found" || code == "conflict" || code == "invalid_input" ? 1 : 2;
     }
-    // No daemon answers: the database is ours.
+    if (reply.error().code != core::ErrorCode::not_found) {
+      // A daemon may be running and busy: writing behind its back would fork the alert state.
+      std::fprintf(stderr, "iraewatch: %s; not acknowledged (try again)\n", reply.error().message.c_str());
+      return 2;
+    }
+    // Nobody listens on the control socket: no daemon runs on this data folder.
   }
   return ack_offline(config, options);
 }

@@ -25,6 +25,7 @@ int run_cli(int argc, char** argv) {
   ServeOptions serve;
   auto* serve_cmd = cli.add_subcommand("serve", "run the daemon: listeners and the durable store");
   serve_cmd->add_option("--listen", serve.listen, "NDJSON listener HOST:PORT (default 127.0.0.1:7470)");
+  serve_cmd->add_option("--mllp", serve.mllp, "HL7 v2 MLLP listener HOST:PORT (default 127.0.0.1:2575)");
   serve_cmd->add_option("--subscribers", serve.subscribers,
                         "alert subscriber listener HOST:PORT (default 127.0.0.1:7471)");
   serve_cmd->add_option(

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <limits>
 
 namespace iraewatch::app {
@@ -72,7 +73,7 @@ class ConfigReader {
           if (unit == name) ms = std::stoll(text.substr(0, digits)) * factor;
       }
     }
-    if (ms < 0 || (ms != 0 && ms < min_ms)) {
+    if (ms < 0 || (ms == 0 && !allow_never) || (ms != 0 && ms < min_ms)) {
       problem(node, std::string("'") + key + "' must be a duration like 30s, 15min, 4h or 2d" +
                         (allow_never ? " (or never)" : "") + ", at least " + std::to_string(min_ms) + " ms");
       return;
@@ -127,7 +128,7 @@ core::Result<Config> read_config(const YAML::Node& root, const std::string& path
     r.problem(root, "the config must be a map");
     return core::fail(core::ErrorCode::config, r.errors());
   }
-  r.keys(root, {"data_dir", "rules_dir", "log", "store", "listeners", "alerts"}, "the top level");
+  r.keys(root, {"data_dir", "rules_dir", "log", "store", "listeners", "hl7", "alerts"}, "the top level");
   r.get(root, "data_dir", c.data_dir);
   r.get(root, "rules_dir", c.rules_dir);
   if (auto log = r.section(root, "log")) {
@@ -149,7 +150,21 @@ core::Result<Config> read_config(const YAML::Node& root, const std::string& path
     r.get_count(store, "max_batch_items", c.max_batch_items, 1, 1'000'000);
   }
   if (auto listeners = r.section(root, "listeners")) {
-    r.keys(listeners, {"ndjson"}, "listeners");
+    r.keys(listeners, {"ndjson", "mllp"}, "listeners");
+    if (auto n = r.section(listeners, "mllp")) {
+      r.keys(n, {"enabled", "address", "port", "feed", "max_frame_bytes", "idle_timeout_seconds", "max_connections"},
+             "listeners.mllp");
+      r.get(n, "enabled", c.mllp.enabled);
+      r.get(n, "address", c.mllp.address);
+      r.get_count(n, "port", c.mllp.port, 0, 65535);
+      r.get(n, "feed", c.mllp.feed);
+      if (c.mllp.feed.empty()) r.problem(n["feed"], "'feed' must not be empty");
+      r.get_count(n, "max_frame_bytes", c.mllp.max_frame_bytes, 1024, 256 << 20);
+      long long idle = c.mllp.idle_timeout.count();
+      r.get_count(n, "idle_timeout_seconds", idle, 1, 86400);
+      c.mllp.idle_timeout = std::chrono::seconds(idle);
+      r.get_count(n, "max_connections", c.mllp.max_connections, 1, 10000);
+    }
     if (auto n = r.section(listeners, "ndjson")) {
       r.keys(n, {"enabled", "address", "port", "feed", "max_line_bytes", "idle_timeout_seconds", "max_connections"},
              "listeners.ndjson");
@@ -164,6 +179,35 @@ core::Result<Config> read_config(const YAML::Node& root, const std::string& path
       c.ndjson.idle_timeout = std::chrono::seconds(idle);
       r.get_count(n, "max_connections", c.ndjson.max_connections, 1, 10000);
     }
+  }
+  if (auto h = r.section(root, "hl7")) {
+    r.keys(h, {"default_utc_offset", "identifier_types", "assigning_authority", "facility"}, "hl7");
+    std::string offset = "+00:00";
+    r.get(h, "default_utc_offset", offset);
+    if (offset.size() != 6 || (offset[0] != '+' && offset[0] != '-') || offset[3] != ':' ||
+        !std::isdigit(static_cast<unsigned char>(offset[1])) || !std::isdigit(static_cast<unsigned char>(offset[2])) ||
+        !std::isdigit(static_cast<unsigned char>(offset[4])) || !std::isdigit(static_cast<unsigned char>(offset[5])) ||
+        std::stoi(offset.substr(1, 2)) > 14 || std::stoi(offset.substr(4, 2)) > 59) {
+      r.problem(h["default_utc_offset"], "'default_utc_offset' must look like +01:00 or -05:00");
+    } else {
+      c.hl7.default_offset_min =
+          (offset[0] == '-' ? -1 : 1) * (std::stoi(offset.substr(1, 2)) * 60 + std::stoi(offset.substr(4, 2)));
+    }
+    if (auto types = h["identifier_types"]) {
+      if (!types.IsSequence() || types.size() == 0) {
+        r.problem(types, "'identifier_types' must be a non-empty list, e.g. [MR]");
+      } else {
+        c.hl7.identifier_types.clear();
+        for (const auto& t : types) {
+          if (!t.IsScalar() || t.Scalar().empty())
+            r.problem(t, "an identifier type must be a non-empty string");
+          else
+            c.hl7.identifier_types.push_back(t.Scalar());
+        }
+      }
+    }
+    r.get(h, "assigning_authority", c.hl7.assigning_authority);
+    r.get(h, "facility", c.hl7.facility);
   }
   if (auto alerts = r.section(root, "alerts")) {
     auto& a = c.alerts;

@@ -19,14 +19,21 @@ core::Result<std::unique_ptr<Delivery>> Delivery::open(std::unique_ptr<store::St
                                                        std::vector<std::unique_ptr<alert::Output>> outputs,
                                                        store::Writer* writer) {
   std::unique_ptr<Delivery> d(new Delivery(std::move(reader), std::move(outputs), writer));
-  for (std::size_t i = 0; i < d->outputs_.size(); ++i) {
-    auto pos = d->reader_->output_position(d->outputs_[i]->name());
-    if (!pos) return std::unexpected(pos.error());
-    d->positions_[i] = d->submitted_[i] = *pos;
-  }
   auto head = d->reader_->last_alert_seq();
   if (!head) return std::unexpected(head.error());
   d->head_ = *head;
+  for (std::size_t i = 0; i < d->outputs_.size(); ++i) {
+    auto pos = d->reader_->saved_output_position(d->outputs_[i]->name());
+    if (!pos) return std::unexpected(pos.error());
+    if (!*pos) {
+      // A new output starts with what comes from now on (not the whole history), and its start is
+      // saved before anything is delivered, so that a crash cannot skip what follows.
+      if (auto r = d->reader_->set_output_position(d->outputs_[i]->name(), *head, core::wall_clock_ms()); !r)
+        return std::unexpected(r.error());
+      *pos = *head;
+    }
+    d->positions_[i] = d->submitted_[i] = **pos;
+  }
   return d;
 }
 

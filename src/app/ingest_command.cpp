@@ -1,13 +1,17 @@
 // `iraewatch ingest FILE...`: the same parse-and-store path as the daemon, from files.
 
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <iterator>
+#include <mutex>
 
 #include "iraewatch/app/alert_outputs.hpp"
 #include "iraewatch/app/alerting.hpp"
 #include "iraewatch/app/commands.hpp"
 #include "iraewatch/app/delivery.hpp"
+#include "iraewatch/app/hl7_intake.hpp"
 #include "iraewatch/app/ingest_pipeline.hpp"
 #include "iraewatch/app/line_file.hpp"
 #include "iraewatch/app/logging.hpp"
@@ -23,11 +27,85 @@ constexpr std::size_t kLinesPerBatch = 2000;
 std::string format_of(const std::string& file, const std::string& forced) {
   if (!forced.empty()) return forced;
   if (file == "-") return "ndjson";
+  if (file.size() >= 4 && file.compare(file.size() - 4, 4, ".hl7") == 0) return "hl7";
   for (const char* ext : {".ndjson", ".jsonl", ".json"}) {
     const std::string e(ext);
     if (file.size() >= e.size() && file.compare(file.size() - e.size(), e.size(), e) == 0) return "ndjson";
   }
   return "";
+}
+
+// Every message of an .hl7 file through the same path as the MLLP listener; prints each ACK code.
+// Returns 0, 2 (unreadable file) or 3 (the store failed).
+int ingest_hl7_file(const std::string& file, Hl7Intake& hl7, store::Writer& writer, BatchCounts& totals) {
+  std::string text;
+  {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      std::fprintf(stderr, "iraewatch: cannot read '%s'\n", file.c_str());
+      return 2;
+    }
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  auto messages = ingest::hl7::split_messages(text);
+  if (!messages) {
+    std::fprintf(stderr, "%s: error: %s\n", file.c_str(), messages.error().message.c_str());
+    ++totals.rejected;
+    return 0;
+  }
+  // Submitted together so that the writer groups them; completions come back in order.
+  struct Done {
+    core::Result<Hl7Outcome> outcome = core::fail(core::ErrorCode::store_unavailable, "not run");
+    core::Result<void> committed;
+  };
+  std::vector<Done> done(messages->size());
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::size_t completed = 0;
+  for (std::size_t i = 0; i < messages->size(); ++i) {
+    writer.submit_task(
+        [&, i](store::Store& s) -> core::Result<void> {
+          done[i].outcome = hl7.process(s, (*messages)[i], file, core::wall_clock_ms());
+          if (!done[i].outcome) return std::unexpected(done[i].outcome.error());
+          return {};
+        },
+        [&, i](core::Result<void> committed) {
+          std::lock_guard lock(mutex);
+          done[i].committed = std::move(committed);
+          ++completed;
+          cv.notify_one();
+        });
+  }
+  {
+    std::unique_lock lock(mutex);
+    cv.wait(lock, [&] { return completed == messages->size(); });
+  }
+  bool failed = false;
+  std::size_t stored = 0, duplicates = 0, rejected = 0;
+  for (std::size_t i = 0; i < done.size(); ++i) {
+    if (!done[i].committed) {
+      std::fprintf(stderr, "%s: message %zu: error: not stored: %s\n", file.c_str(), i + 1,
+                   done[i].committed.error().message.c_str());
+      failed = true;
+      continue;
+    }
+    const auto& o = *done[i].outcome;
+    auto parsed = ingest::hl7::Message::parse((*messages)[i]);
+    const std::string control = parsed ? std::string(parsed->raw(0, 10)) : "?";
+    const std::string type = parsed ? std::string(parsed->raw(0, 9)) : "?";
+    std::printf("%s: message %zu (%s, control id %s): %s%s%s%s\n", file.c_str(), i + 1, type.c_str(),
+                control.substr(0, 64).c_str(), o.ack_code.c_str(), o.repeat ? " (already received: stored ACK)" : "",
+                o.reason.empty() ? "" : ": ", o.reason.substr(0, 200).c_str());
+    stored += o.stored;
+    duplicates += o.duplicates;
+    rejected += o.rejected;
+  }
+  std::printf("%s: %zu messages; %zu records accepted (%zu new, %zu duplicates), %zu rejected\n", file.c_str(),
+              messages->size(), stored + duplicates, stored, duplicates, rejected);
+  totals.stored += stored;
+  totals.duplicates += duplicates;
+  totals.rejected += rejected;
+  return failed ? 3 : 0;
 }
 
 }  // namespace
@@ -40,26 +118,28 @@ int run_ingest(const Config& config_in, const IngestOptions& options) {
     std::fprintf(stderr, "iraewatch: %s\n", ok.error().message.c_str());
     return 2;
   }
-  if (!options.format.empty() && options.format != "ndjson") {
-    std::fprintf(stderr, "iraewatch: unknown format '%s' (supported: ndjson)\n", options.format.c_str());
+  if (!options.format.empty() && options.format != "ndjson" && options.format != "hl7") {
+    std::fprintf(stderr, "iraewatch: unknown format '%s' (supported: ndjson, hl7)\n", options.format.c_str());
     return 2;
   }
   for (const auto& file : options.files) {
     if (format_of(file, options.format).empty()) {
-      std::fprintf(stderr, "iraewatch: cannot tell the format of '%s' from its name; use --format ndjson\n",
+      std::fprintf(stderr, "iraewatch: cannot tell the format of '%s' from its name; use --format ndjson or hl7\n",
                    file.c_str());
       return 2;
     }
   }
   // Two writers would each keep their own alert state: while the daemon runs, it must take the
   // records itself.
-  if (const auto control = control_socket_path(config);
-      !control.empty() && net::control_request(control, R"({"command":"ping"})", std::chrono::seconds(2))) {
-    std::fprintf(stderr,
-                 "iraewatch: the daemon is running on this data folder (%s answers); send the records to it with "
-                 "`iraewatch send` instead\n",
-                 control.c_str());
-    return 2;
+  if (const auto control = control_socket_path(config); !control.empty()) {
+    auto ping = net::control_request(control, R"({"command":"ping"})", std::chrono::seconds(2));
+    if (ping || ping.error().code != core::ErrorCode::not_found) {
+      std::fprintf(stderr,
+                   "iraewatch: a daemon is running on this data folder (%s); send the records to it with `iraewatch "
+                   "send` (NDJSON) or over MLLP instead\n",
+                   control.c_str());
+      return 2;
+    }
   }
   auto rule_set = load_rules_or_report(config);
   if (!rule_set) return 2;
@@ -95,7 +175,19 @@ int run_ingest(const Config& config_in, const IngestOptions& options) {
 
   BatchCounts totals;
   bool store_failed = false;
+  auto hl7_opts = hl7_options(config);
+  if (!options.feed.empty()) hl7_opts.feed = options.feed;
+  Hl7Intake hl7(rule_set->concepts, hl7_opts, config.hl7.facility, alerting->get());
   for (const auto& file : options.files) {
+    if (format_of(file, options.format) == "hl7") {
+      const auto r = ingest_hl7_file(file, hl7, writer, totals);
+      if (r == 2) return 2;
+      if (r == 3) {
+        store_failed = true;
+        break;
+      }
+      continue;
+    }
     auto in = LineFile::open(file);
     if (!in) {
       std::fprintf(stderr, "iraewatch: %s\n", in.error().message.c_str());

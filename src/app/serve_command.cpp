@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 
@@ -13,12 +14,14 @@
 #include "iraewatch/app/alerting.hpp"
 #include "iraewatch/app/commands.hpp"
 #include "iraewatch/app/delivery.hpp"
+#include "iraewatch/app/hl7_intake.hpp"
 #include "iraewatch/app/ingest_pipeline.hpp"
 #include "iraewatch/app/logging.hpp"
 #include "iraewatch/app/rule_loading.hpp"
 #include "iraewatch/net/control_server.hpp"
 #include "iraewatch/net/line_client.hpp"
 #include "iraewatch/net/line_server.hpp"
+#include "iraewatch/net/mllp_server.hpp"
 #include "iraewatch/net/subscriber_server.hpp"
 #include "iraewatch/store/checkpointer.hpp"
 #include "iraewatch/store/writer.hpp"
@@ -46,12 +49,12 @@ std::string endpoint_text(const std::string& address, std::uint16_t port) {
 std::string handle_control(const std::string& request, store::Writer& writer, Alerting& alerting) {
   nlohmann::json req = nlohmann::json::parse(request, nullptr, false);
   auto error = [](const std::string& code, const std::string& message) {
-    return nlohmann::json{{"ok", false}, {"code", code}, {"error", message}}.dump();
+    return nlohmann::ordered_json{{"ok", false}, {"code", code}, {"error", message}}.dump();
   };
   if (!req.is_object() || !req.contains("command") || !req["command"].is_string())
     return error("invalid_input", "a request is a JSON object with a \"command\"");
   const std::string command = req["command"];
-  if (command == "ping") return nlohmann::json{{"ok", true}, {"pid", ::getpid()}}.dump();
+  if (command == "ping") return nlohmann::ordered_json{{"ok", true}, {"pid", ::getpid()}}.dump();
   if (command != "ack") return error("invalid_input", "unknown command '" + command + "' (known: ping, ack)");
   if (!req.contains("alert") || !req["alert"].is_number_integer() || !req.contains("by") || !req["by"].is_string() ||
       (req.contains("note") && !req["note"].is_string()))
@@ -68,7 +71,7 @@ std::string handle_control(const std::string& request, store::Writer& writer, Al
   });
   if (!committed) return error(std::string(core::to_string(committed.error().code)), committed.error().message);
   if (!outcome) return error(std::string(core::to_string(outcome.error().code)), outcome.error().message);
-  return nlohmann::json{{"ok", true}, {"alert", id}, {"seq", outcome->seq}, {"state", "acknowledged"}}.dump();
+  return nlohmann::ordered_json{{"ok", true}, {"alert", id}, {"seq", outcome->seq}, {"state", "acknowledged"}}.dump();
 }
 
 }  // namespace
@@ -83,6 +86,16 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
     }
     config.ndjson.address = endpoint->host;
     config.ndjson.port = endpoint->port;
+  }
+  if (options.mllp) {
+    auto endpoint = net::parse_endpoint(*options.mllp);
+    if (!endpoint) {
+      std::fprintf(stderr, "iraewatch: %s\n", endpoint.error().message.c_str());
+      return 2;
+    }
+    config.mllp.enabled = true;
+    config.mllp.address = endpoint->host;
+    config.mllp.port = endpoint->port;
   }
   if (options.subscribers) {
     auto endpoint = net::parse_endpoint(*options.subscribers);
@@ -224,11 +237,51 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
                              std::chrono::duration_cast<std::chrono::milliseconds>(config.ndjson.idle_timeout),
                              config.ndjson.max_connections, 64 * 1024},
       handler);
+  // HL7 v2 over MLLP: each message is one writer task; its ACK goes out after the commit.
+  Hl7Intake hl7(rule_set->concepts, hl7_options(config), config.hl7.facility, alerting->get());
+  std::atomic<std::size_t> hl7_messages{0};
+  auto mllp_handler = [&](net::MllpFrame frame, net::MllpReplyFn reply) {
+    hl7_messages.fetch_add(1, std::memory_order_relaxed);
+    if (frame.too_large) {
+      spdlog::warn("an MLLP frame from {} is larger than {} bytes: answered AR, connection closed", frame.peer,
+                   config.mllp.max_frame_bytes);
+      reply(hl7.too_large_ack(frame.payload, config.mllp.max_frame_bytes, core::wall_clock_ms()));
+      return;
+    }
+    auto outcome =
+        std::make_shared<core::Result<Hl7Outcome>>(core::fail(core::ErrorCode::store_unavailable, "not run"));
+    auto payload = std::make_shared<std::string>(std::move(frame.payload));
+    writer.submit_task(
+        [&hl7, outcome, payload, peer = frame.peer](store::Store& s) -> core::Result<void> {
+          *outcome = hl7.process(s, *payload, peer, core::wall_clock_ms());
+          if (!*outcome) return std::unexpected(outcome->error());
+          return {};
+        },
+        [&hl7, outcome, payload, reply = std::move(reply)](core::Result<void> committed) mutable {
+          if (!committed) {
+            spdlog::error("an HL7 message was not stored: {}", committed.error().message);
+            reply(hl7.not_stored_ack(*payload, committed.error().message, core::wall_clock_ms()));
+            return;
+          }
+          const auto& o = **outcome;
+          if (o.ack_code != "AA" && o.ack_code != "CA")
+            spdlog::info("HL7 message answered {}: {}", o.ack_code, o.reason.substr(0, 200));
+          reply(o.ack);
+        });
+  };
+  net::MllpServer mllp(
+      io,
+      net::MllpServerOptions{config.mllp.address, config.mllp.port, config.mllp.max_frame_bytes,
+                             std::chrono::duration_cast<std::chrono::milliseconds>(config.mllp.idle_timeout),
+                             std::chrono::seconds(30), config.mllp.max_connections, 8},
+      mllp_handler);
+
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
     spdlog::info("signal {}: no new connections; finishing open batches", signal);
     ndjson.stop();
+    mllp.stop();
   });
   nlohmann::ordered_json ready;
   std::string endpoint;
@@ -243,6 +296,15 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
                  config.ndjson.max_connections);
   }
   ready["ndjson"] = endpoint;
+  if (config.mllp.enabled) {
+    if (auto ok = mllp.start(); !ok) {
+      spdlog::critical("{}", ok.error().message);
+      return 2;
+    }
+    ready["mllp"] = endpoint_text(config.mllp.address, mllp.port());
+    spdlog::info("MLLP (HL7 v2) listener on {} (feed '{}', max message {} bytes)", ready["mllp"].get<std::string>(),
+                 config.mllp.feed, config.mllp.max_frame_bytes);
+  }
   if (auto ok = subscribers.start(); !ok) {
     spdlog::critical("{}", ok.error().message);
     return 2;
@@ -282,8 +344,10 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
   writer.stop();
   (*delivery)->stop();
   spdlog::info(
-      "stopped: {} records stored, {} duplicates, {} lines rejected, {} not stored (store errors); {} alert events",
-      totals.stored, totals.duplicates, totals.rejected, totals.failed, (*alerting)->events_written());
+      "stopped: NDJSON {} records stored, {} duplicates, {} lines rejected, {} not stored (store errors); {} HL7 "
+      "messages; {} alert events",
+      totals.stored, totals.duplicates, totals.rejected, totals.failed, hl7_messages.load(),
+      (*alerting)->events_written());
   spdlog::shutdown();
   return 0;
 }

@@ -4,14 +4,20 @@
 
 namespace iraewatch::core {
 
+std::string ConceptMap::system_uri(std::string_view hl7_name) const {
+  if (auto it = code_systems_.find(hl7_name); it != code_systems_.end()) return it->second;
+  return std::string(hl7_name);
+}
+
 std::string to_lower(std::string_view text) {
   std::string out(text);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 
-ConceptMap::ConceptMap(std::vector<Concept> concepts, std::vector<Drug> drugs)
-    : concepts_(std::move(concepts)), drugs_(std::move(drugs)) {
+ConceptMap::ConceptMap(std::vector<Concept> concepts, std::vector<Drug> drugs,
+                       std::map<std::string, std::string, std::less<>> code_systems)
+    : concepts_(std::move(concepts)), drugs_(std::move(drugs)), code_systems_(std::move(code_systems)) {
   for (std::size_t i = 0; i < concepts_.size(); ++i) {
     by_name_.emplace(concepts_[i].name, i);
     for (const auto& code : concepts_[i].codes) by_code_.emplace(to_string(code), i);

@@ -1,5 +1,7 @@
 #include "iraewatch/ingest/ndjson_parser.hpp"
 
+#include "iraewatch/ingest/observation_mapping.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -141,51 +143,13 @@ core::Result<core::Record> parse_observation(const json& obj, const core::Concep
   if (!ref_low) return std::unexpected(ref_low.error());
   auto ref_high = optional_number(obj, "ref_high");
   if (!ref_high) return std::unexpected(ref_high.error());
-  if (*ref_low && *ref_high && **ref_low > **ref_high)
-    return field_error(ErrorCode::invalid_input, "ref_low", "is above ref_high");
 
   if (auto it = obj.find("baseline"); it != obj.end() && !it->is_null()) {
     if (!it->is_boolean()) return field_error(ErrorCode::invalid_input, "baseline", "must be true or false");
     o.baseline = it->get<bool>();
   }
 
-  if (concept_def != nullptr) {
-    o.concept_name = concept_def->name;
-    o.canonical_unit = concept_def->unit;
-    if (!o.text_value.empty())
-      return field_error(ErrorCode::invalid_input, "value",
-                         "concept '" + o.concept_name + "' needs a number, not a string");
-    if (o.value) {
-      auto canonical = map.to_canonical(*concept_def, *o.value, o.unit);
-      if (!canonical) return field_error(canonical.error().code, "unit", canonical.error().message);
-      if (!std::isfinite(*canonical))
-        return field_error(ErrorCode::invalid_input, "value", "is out of range in " + concept_def->unit);
-      o.canonical_value = *canonical;
-    } else if (!o.unit.empty()) {
-      if (auto check = map.to_canonical(*concept_def, 0, o.unit); !check)
-        return field_error(check.error().code, "unit", check.error().message);
-    }
-    if (*ref_low || *ref_high) {
-      // The sender's range is in the sender's unit; it replaces the default range as a whole.
-      o.ref_from_sender = true;
-      for (auto [limit, out, name] :
-           {std::tuple{*ref_low, &o.ref_low, "ref_low"}, std::tuple{*ref_high, &o.ref_high, "ref_high"}}) {
-        if (!limit) continue;
-        auto converted = map.to_canonical(*concept_def, *limit, o.unit);
-        if (!converted) return field_error(converted.error().code, name, converted.error().message);
-        if (!std::isfinite(*converted))
-          return field_error(ErrorCode::invalid_input, name, "is out of range in " + concept_def->unit);
-        *out = *converted;
-      }
-    } else {
-      o.ref_low = concept_def->ref_low;
-      o.ref_high = concept_def->ref_high;
-    }
-  } else {
-    o.ref_from_sender = *ref_low || *ref_high;
-    o.ref_low = *ref_low;
-    o.ref_high = *ref_high;
-  }
+  if (auto mapped = map_to_concept(map, o, *ref_low, *ref_high); !mapped) return std::unexpected(mapped.error());
   return core::Record(std::move(o));
 }
 

@@ -5,7 +5,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <array>
 #include <cassert>
 #include <cerrno>
@@ -221,8 +220,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
         std::string request = pending.substr(0, nl);
         pending.erase(0, nl == std::string::npos ? pending.size() : nl + 1);
         if (!request.empty() && request.back() == '\r') request.pop_back();
-        if (request.empty()) continue;           // a blank line asks nothing
-        set_deadline(Clock::time_point::max());  // the handler may block; the clock is not the client's
+        if (request.empty()) continue;  // a blank line asks nothing
+        // No deadline while the handler runs: a slow commit is not the client's fault.
+        set_deadline(Clock::time_point::max());
         std::string reply = hub_->handler_(request);
         reply += '\n';
         if (!co_await write(std::move(reply))) co_return;
@@ -377,7 +377,7 @@ core::Result<std::string> control_request(const std::string& path, const std::st
         boost::system::error_code ec;
         co_await socket.async_connect(UnixProtocol::endpoint(path), asio::redirect_error(use_awaitable, ec));
         if (ec == asio::error::connection_refused || ec == boost::system::errc::no_such_file_or_directory) {
-          result = core::fail(core::ErrorCode::io, "no daemon is listening on " + path);
+          result = core::fail(core::ErrorCode::not_found, "no daemon is listening on " + path);
           co_return;
         }
         if (ec) {

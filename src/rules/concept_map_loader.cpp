@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -116,7 +117,7 @@ LoadResult read_concept_map(const std::string& text, const std::string& file) {
     r.error(root, "wrong-type", "the file must be a map with 'concepts' and 'drugs'");
     return std::unexpected(std::move(r.diagnostics()));
   }
-  r.check_keys(root, {"version", "concepts", "drugs"}, "");
+  r.check_keys(root, {"version", "concepts", "drugs", "code_systems"}, "");
 
   std::vector<core::Concept> concepts;
   std::vector<core::Drug> drugs;
@@ -163,8 +164,24 @@ LoadResult read_concept_map(const std::string& text, const std::string& file) {
     }
   }
 
+  // HL7 v2 coding system names (table 0396) -> the system URIs the codes above use.
+  std::map<std::string, std::string, std::less<>> systems;
+  if (const auto sys = root["code_systems"]) {
+    if (!sys.IsMap()) {
+      r.error(sys, "wrong-type", "'code_systems' must be a map of HL7 names to system URIs");
+    } else {
+      for (const auto& kv : sys) {
+        if (!kv.first.IsScalar() || !kv.second.IsScalar() || kv.second.Scalar().empty()) {
+          r.error(kv.first, "wrong-type", "a code system maps a name to a non-empty URI");
+          continue;
+        }
+        systems.emplace(kv.first.Scalar(), kv.second.Scalar());
+      }
+    }
+  }
+
   if (has_errors(r.diagnostics())) return std::unexpected(std::move(r.diagnostics()));
-  return core::ConceptMap(std::move(concepts), std::move(drugs));
+  return core::ConceptMap(std::move(concepts), std::move(drugs), std::move(systems));
 }
 
 }  // namespace

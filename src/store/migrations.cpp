@@ -132,6 +132,28 @@ CREATE TABLE output_positions (
   updated_ms INTEGER NOT NULL
 );
 )sql",
+    // 3: inbound messages (HL7 v2) kept for audit with their ACK; patient updates and merges.
+    R"sql(
+CREATE TABLE inbound_messages (
+  id                  INTEGER PRIMARY KEY,
+  feed                TEXT NOT NULL,
+  source              TEXT NOT NULL,
+  received_ms         INTEGER NOT NULL,
+  sending_application TEXT NOT NULL,
+  sending_facility    TEXT NOT NULL,
+  control_id          TEXT NOT NULL,
+  message_type        TEXT NOT NULL,
+  payload_hash        INTEGER NOT NULL,
+  ack_code            TEXT NOT NULL,
+  ack                 TEXT NOT NULL,
+  raw                 BLOB NOT NULL
+);
+CREATE UNIQUE INDEX inbound_messages_key ON inbound_messages (feed, sending_application, sending_facility, control_id)
+  WHERE control_id <> '';
+
+ALTER TABLE patients ADD COLUMN updated_ms INTEGER;
+ALTER TABLE patients ADD COLUMN merged_into TEXT;
+)sql",
 };
 
 core::Result<void> exec(sqlite3* db, std::string_view sql, std::string_view what) {

@@ -122,6 +122,15 @@ core::Result<std::int64_t> Store::output_position(const std::string& name) {
   return single_int(s);
 }
 
+core::Result<std::optional<std::int64_t>> Store::saved_output_position(const std::string& name) {
+  Statement s(db_, "SELECT seq FROM output_positions WHERE name = ?1");
+  s.bind(1, name);
+  auto row = s.step();
+  if (!row) return std::unexpected(row.error());
+  if (!*row) return std::optional<std::int64_t>{};
+  return std::optional<std::int64_t>{s.int64(0)};
+}
+
 core::Result<std::vector<core::Alert>> Store::alerts(const AlertQuery& q) {
   std::string sql = std::string("SELECT ") + kAlertColumns + " FROM alerts WHERE 1 = 1";
   if (q.open_only) sql += " AND state IN ('firing', 'acknowledged')";
@@ -168,12 +177,14 @@ core::Result<std::vector<core::AlertNotice>> Store::alert_events_of_patient(cons
 core::Result<std::vector<PatientRecordRow>> Store::records_of_patient(const std::string& patient) {
   Statement s(db_,
               "SELECT o.event_time_ms, o.event_offset_min, 'observation', o.feed, o.record_id, o.version, "
-              "o.is_current, coalesce(o.concept, o.code_system || '|' || o.code), o.value_num, o.value_text, "
+              "o.is_current, coalesce(o.concept, CASE o.code_system WHEN '' THEN o.code ELSE o.code_system || '|' || "
+              "o.code END), o.value_num, o.value_text, "
               "o.unit, o.status, o.received_ms "
               "FROM observations o JOIN patients p ON p.id = o.patient_id WHERE p.patient_key = ?1 "
               "UNION ALL "
               "SELECT a.event_time_ms, a.event_offset_min, 'medication', a.feed, a.record_id, a.version, "
-              "a.is_current, coalesce(a.ici, a.drug_system || '|' || a.drug_code), NULL, NULL, NULL, a.status, "
+              "a.is_current, coalesce(a.ici, CASE a.drug_system WHEN '' THEN a.drug_code ELSE a.drug_system || '|' || "
+              "a.drug_code END), NULL, NULL, NULL, a.status, "
               "a.received_ms FROM administrations a JOIN patients p ON p.id = a.patient_id WHERE p.patient_key = ?1 "
               "ORDER BY 1, 4, 5, 6");
   s.bind(1, patient);
@@ -199,6 +210,71 @@ core::Result<std::vector<PatientRecordRow>> Store::records_of_patient(const std:
     r.received_ms = st.int64(12);
     return r;
   });
+}
+
+core::Result<std::optional<InboundMessage>> Store::find_message(const std::string& feed, const std::string& application,
+                                                                const std::string& facility,
+                                                                const std::string& control_id) {
+  Statement s(db_,
+              "SELECT source, received_ms, message_type, payload_hash, ack_code, ack FROM inbound_messages "
+              "WHERE feed = ?1 AND sending_application = ?2 AND sending_facility = ?3 AND control_id = ?4");
+  s.bind(1, feed).bind(2, application).bind(3, facility).bind(4, control_id);
+  auto row = s.step();
+  if (!row) return std::unexpected(row.error());
+  if (!*row) return std::optional<InboundMessage>{};
+  InboundMessage m;
+  m.feed = feed;
+  m.sending_application = application;
+  m.sending_facility = facility;
+  m.control_id = control_id;
+  m.source = s.text(0);
+  m.received_ms = s.int64(1);
+  m.message_type = s.text(2);
+  m.payload_hash = static_cast<std::uint64_t>(s.int64(3));
+  m.ack_code = s.text(4);
+  m.ack = s.text(5);
+  return std::optional<InboundMessage>{std::move(m)};
+}
+
+core::Result<void> Store::insert_message(const InboundMessage& m) {
+  Statement s(db_,
+              "INSERT INTO inbound_messages (feed, source, received_ms, sending_application, sending_facility, "
+              "control_id, message_type, payload_hash, ack_code, ack, raw) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+  s.bind(1, m.feed).bind(2, m.source).bind(3, m.received_ms).bind(4, m.sending_application);
+  s.bind(5, m.sending_facility).bind(6, m.control_id).bind(7, m.message_type);
+  s.bind(8, static_cast<std::int64_t>(m.payload_hash)).bind(9, m.ack_code).bind(10, m.ack).bind_blob(11, m.raw);
+  return s.run();
+}
+
+core::Result<void> Store::touch_patient(const std::string& patient, std::int64_t now_ms) {
+  auto id = patient_id(patient, now_ms);
+  if (!id) return std::unexpected(id.error());
+  Statement s(db_, "UPDATE patients SET updated_ms = ?2 WHERE id = ?1");
+  return s.bind(1, *id).bind(2, now_ms).run();
+}
+
+core::Result<std::int64_t> Store::merge_patient(const std::string& prior, const std::string& surviving,
+                                                std::int64_t now_ms) {
+  auto to = patient_id(surviving, now_ms);
+  if (!to) return std::unexpected(to.error());
+  auto from = patient_id(prior, now_ms);
+  if (!from) return std::unexpected(from.error());
+  std::int64_t moved = 0;
+  for (const char* sql : {"UPDATE observations SET patient_id = ?2 WHERE patient_id = ?1",
+                          "UPDATE administrations SET patient_id = ?2 WHERE patient_id = ?1"}) {
+    Statement s(db_, sql);
+    if (auto r = s.bind(1, *from).bind(2, *to).run(); !r) return std::unexpected(r.error());
+    moved += sqlite3_changes(db_);
+  }
+  Statement alerts(db_,
+                   "UPDATE alerts SET patient_key = ?2 WHERE patient_key = ?1 AND state IN ('resolved', 'retracted')");
+  if (auto r = alerts.bind(1, prior).bind(2, surviving).run(); !r) return std::unexpected(r.error());
+  Statement events(db_, "UPDATE alert_events SET patient_key = ?2 WHERE patient_key = ?1");
+  if (auto r = events.bind(1, prior).bind(2, surviving).run(); !r) return std::unexpected(r.error());
+  Statement mark(db_, "UPDATE patients SET merged_into = ?2, updated_ms = ?3 WHERE id = ?1");
+  if (auto r = mark.bind(1, *from).bind(2, surviving).bind(3, now_ms).run(); !r) return std::unexpected(r.error());
+  return moved;
 }
 
 }  // namespace iraewatch::store

@@ -202,7 +202,7 @@ TEST_CASE("03 control_request says plainly when no daemon is listening", "[net]"
     const auto path = tmp.file("control.sock");
     const auto reply = net::control_request(path, "status", 2s);
     REQUIRE_FALSE(reply);
-    CHECK(reply.error().code == core::ErrorCode::io);
+    CHECK(reply.error().code == core::ErrorCode::not_found);
     CHECK(reply.error().message == "no daemon is listening on " + path);
   }
   SECTION("a stale socket file left by a crashed daemon") {
@@ -213,7 +213,7 @@ TEST_CASE("03 control_request says plainly when no daemon is listening", "[net]"
     ::close(fd);
     const auto reply = net::control_request(path, "status", 2s);
     REQUIRE_FALSE(reply);
-    CHECK(reply.error().code == core::ErrorCode::io);
+    CHECK(reply.error().code == core::ErrorCode::not_found);
     CHECK(reply.error().message == "no daemon is listening on " + path);
 
     // ...and a server starting there replaces it.

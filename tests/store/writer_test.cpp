@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <future>
+#include <memory>
+#include <optional>
 #include <thread>
 
 #include "iraewatch/store/writer.hpp"
@@ -84,4 +86,283 @@ TEST_CASE("stop() commits what is queued and later submissions fail clearly", "[
   REQUIRE_FALSE(late);
   CHECK(late.error().code == core::ErrorCode::store_unavailable);
   CHECK_THAT(late.error().message, Catch::Contains("shutting down"));
+}
+
+namespace {
+
+// Holds the writer thread inside a task until release(), so that what the test queues meanwhile
+// lands in the next group, whole. Every wait is bounded.
+class WriterGate {
+ public:
+  explicit WriterGate(store::Writer& writer) {
+    auto entered = std::make_shared<std::promise<void>>();
+    auto entered_future = entered->get_future();
+    writer.submit_task(
+        [entered, release = release_future_](store::Store&) -> core::Result<void> {
+          entered->set_value();
+          (void)release.wait_for(std::chrono::seconds(30));
+          return {};
+        },
+        [](core::Result<void>) {});
+    REQUIRE(entered_future.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  }
+  void release() { release_.set_value(); }
+
+ private:
+  std::promise<void> release_;  // destroyed unset: the waiting task is let go as well
+  std::shared_future<void> release_future_ = release_.get_future().share();
+};
+
+// Collects a completion for the test's thread. The callback shares the promise, so that a
+// completion arriving after a failed REQUIRE has unwound the test touches nothing freed.
+template <typename R>
+struct Awaited {
+  std::shared_ptr<std::promise<R>> promise = std::make_shared<std::promise<R>>();
+  std::future<R> future = promise->get_future();
+  R get() {
+    REQUIRE(future.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    return future.get();
+  }
+};
+
+struct Completion : Awaited<store::WriteResult> {
+  store::Writer::Done done() {
+    return [p = promise](store::WriteResult r, std::vector<store::WriteItem>) { p->set_value(std::move(r)); };
+  }
+};
+
+struct TaskCompletion : Awaited<core::Result<void>> {
+  store::Writer::TaskDone done() {
+    return [p = promise](core::Result<void> r) { p->set_value(std::move(r)); };
+  }
+};
+
+std::unique_ptr<store::Store> open_store(const std::string& dir) {
+  auto s = store::Store::open(dir);
+  if (!s) FAIL(s.error().message);
+  return std::move(*s);
+}
+
+std::int64_t observation_count(const std::string& dir) {
+  auto s = open_store(dir);
+  auto summary = s->summary();
+  REQUIRE(summary);
+  return summary->observation_versions;
+}
+
+}  // namespace
+
+TEST_CASE("a task runs inside the group's transaction and sees what the group applied", "[store]") {
+  testing::TempDir tmp;
+  const std::string dir = tmp.file("data");
+  store::Writer writer(open_store(dir));
+
+  WriterGate gate(writer);
+  Completion items;
+  writer.submit({observation("t1"), observation("t2")}, items.done());
+  std::int64_t seen_by_task = -1;
+  TaskCompletion task;
+  writer.submit_task(
+      [&](store::Store& s) -> core::Result<void> {
+        // Not yet committed: only a task inside the same transaction can see these.
+        auto summary = s.summary();
+        if (!summary) return std::unexpected(summary.error());
+        seen_by_task = summary->observation_versions;
+        return s.set_output_position("task", 7, 1);
+      },
+      task.done());
+  gate.release();
+
+  REQUIRE(items.get());
+  REQUIRE(task.get());
+  CHECK(seen_by_task == 2);
+  auto reader = open_store(dir);
+  CHECK(*reader->output_position("task") == 7);  // what the task wrote was committed
+
+  // run_task blocks until its commit and returns the task's result.
+  std::int64_t seen = -1;
+  auto r = writer.run_task([&](store::Store& s) -> core::Result<void> {
+    seen = *s.output_position("task");
+    return s.set_output_position("task", 9, 2);
+  });
+  REQUIRE(r);
+  CHECK(seen == 7);
+  CHECK(*reader->output_position("task") == 9);
+}
+
+TEST_CASE("after_apply runs once per submission inside the transaction with the items' outcomes", "[store]") {
+  testing::TempDir tmp;
+  const std::string dir = tmp.file("data");
+  struct Call {
+    std::size_t items = 0;
+    std::vector<store::WriteOutcome::Kind> kinds;
+    std::vector<int> versions;
+  };
+  std::vector<Call> calls;  // written on the writer thread; read after the completions
+  store::WriterOptions options;
+  options.after_apply = [&](store::Store& s, const std::vector<store::WriteItem>& items,
+                            const std::vector<store::WriteOutcome>& outcomes) -> core::Result<void> {
+    Call c;
+    c.items = items.size();
+    for (const auto& o : outcomes) {
+      c.kinds.push_back(o.kind);
+      c.versions.push_back(o.version);
+    }
+    calls.push_back(std::move(c));
+    return s.set_output_position("hook", static_cast<std::int64_t>(calls.size()) * 10, 1);
+  };
+  store::Writer writer(open_store(dir), options);
+
+  WriterGate gate(writer);  // the gate is a task: after_apply is not called for it
+  Completion first, second;
+  writer.submit({observation("a1"), observation("a2")}, first.done());
+  auto changed = observation("a1");
+  std::get<core::Observation>(std::get<core::Record>(changed)).value = 4;
+  writer.submit({observation("a2"), changed, store::WriteItem(store::Rejection{"ndjson", "x", 3, {}, "{", false, 1})},
+                second.done());
+  gate.release();
+  auto r1 = first.get();
+  auto r2 = second.get();
+  REQUIRE(r1);
+  REQUIRE(r2);
+
+  REQUIRE(calls.size() == 2);
+  CHECK(calls[0].items == 2);
+  CHECK(calls[0].kinds == std::vector{store::WriteOutcome::Kind::stored, store::WriteOutcome::Kind::stored});
+  CHECK(calls[0].versions == std::vector{1, 1});
+  CHECK(calls[1].items == 3);
+  CHECK(calls[1].kinds == std::vector{store::WriteOutcome::Kind::duplicate, store::WriteOutcome::Kind::stored,
+                                      store::WriteOutcome::Kind::rejection_stored});
+  CHECK(calls[1].versions == std::vector{1, 2, 0});
+  // The hook's own write committed with the items.
+  auto reader = open_store(dir);
+  CHECK(*reader->output_position("hook") == 20);
+  CHECK(observation_count(dir) == 3);
+}
+
+TEST_CASE("an after_apply error rolls the whole group back and fails every submission", "[store]") {
+  testing::TempDir tmp;
+  const std::string dir = tmp.file("data");
+  int applies = 0;
+  std::vector<bool> groups;  // after_group's `committed`, in order
+  std::vector<std::string> order;
+  store::WriterOptions options;
+  options.after_apply = [&](store::Store& s, const std::vector<store::WriteItem>& items,
+                            const std::vector<store::WriteOutcome>&) -> core::Result<void> {
+    ++applies;
+    if (auto r = s.set_output_position("hook", applies, 1); !r) return r;
+    const auto& first = std::get<core::Observation>(std::get<core::Record>(items.front()));
+    if (first.id == "bad") return core::fail(core::ErrorCode::conflict, "hook refused");
+    return {};
+  };
+  options.after_group = [&](store::Store& s, bool committed) {
+    groups.push_back(committed);
+    // Runs after the rollback: this connection no longer sees the group's writes.
+    order.push_back("group:" + std::to_string(*s.output_position("hook")));
+  };
+  store::Writer writer(open_store(dir), options);
+
+  WriterGate gate(writer);
+  Completion ok_before, bad, ok_after;
+  TaskCompletion task;
+  bool task_ran = false;
+  writer.submit({observation("g1"), observation("g2")}, ok_before.done());
+  writer.submit_task(
+      [&](store::Store&) -> core::Result<void> {
+        task_ran = true;
+        return {};
+      },
+      task.done());
+  writer.submit({observation("bad")}, bad.done());
+  writer.submit({observation("g3")}, ok_after.done());
+  gate.release();
+
+  for (auto* c : {&ok_before, &bad, &ok_after}) {
+    auto r = c->get();
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == core::ErrorCode::conflict);
+    CHECK(r.error().message == "hook refused");
+  }
+  auto t = task.get();
+  CHECK(task_ran);
+  REQUIRE_FALSE(t);  // a task of a rolled-back group is told so
+  CHECK(t.error().code == core::ErrorCode::conflict);
+  CHECK(applies == 2);  // g3's submission was never applied
+  // groups[0] is the gate's own group.
+  CHECK(groups == std::vector{true, false});
+  CHECK(order.back() == "group:0");
+  CHECK(observation_count(dir) == 0);
+  CHECK(*open_store(dir)->output_position("hook") == 0);
+
+  // The writer goes on: the next submission commits, and after_group says so.
+  std::vector<store::WriteItem> next{observation("g4")};
+  REQUIRE(writer.write(next));
+  CHECK(groups == std::vector{true, false, true});
+  CHECK(observation_count(dir) == 1);
+}
+
+TEST_CASE("a task error rolls its group back; after_group reports it before the completions", "[store]") {
+  testing::TempDir tmp;
+  const std::string dir = tmp.file("data");
+  std::vector<std::string> order;  // writer thread only until the completions are in
+  store::WriterOptions options;
+  options.after_group = [&](store::Store&, bool committed) {
+    order.push_back(committed ? "group:committed" : "group:rolled-back");
+  };
+  store::Writer writer(open_store(dir), options);
+
+  WriterGate gate(writer);
+  Completion items;
+  TaskCompletion good_task, bad_task;
+  writer.submit({observation("k1")}, [&order, p = items.promise](store::WriteResult r, std::vector<store::WriteItem>) {
+    order.push_back("items-done");
+    p->set_value(std::move(r));
+  });
+  writer.submit_task([](store::Store& s) { return s.set_output_position("good", 5, 1); }, good_task.done());
+  writer.submit_task([](store::Store&) -> core::Result<void> { return core::fail(core::ErrorCode::io, "task broke"); },
+                     bad_task.done());
+  gate.release();
+
+  auto r = items.get();
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message == "task broke");
+  auto g = good_task.get();
+  REQUIRE_FALSE(g);  // it ran, but its write was rolled back with the group
+  CHECK(g.error().code == core::ErrorCode::io);
+  auto b = bad_task.get();
+  REQUIRE_FALSE(b);
+  CHECK(b.error().message == "task broke");
+  CHECK(order == std::vector<std::string>{"group:committed", "group:rolled-back", "items-done"});
+  CHECK(observation_count(dir) == 0);
+  CHECK(*open_store(dir)->output_position("good") == 0);
+
+  order.clear();
+  REQUIRE(writer.run_task([](store::Store& s) { return s.set_output_position("good", 6, 1); }));
+  CHECK(order == std::vector<std::string>{"group:committed"});
+  CHECK(*open_store(dir)->output_position("good") == 6);
+}
+
+TEST_CASE("a task submitted after stop() completes at once with store_unavailable", "[store]") {
+  testing::TempDir tmp;
+  store::Writer writer(open_store(tmp.file("data")));
+  writer.stop();
+  bool ran = false;
+  std::optional<core::Result<void>> result;
+  writer.submit_task(
+      [&](store::Store&) -> core::Result<void> {
+        ran = true;
+        return {};
+      },
+      [&](core::Result<void> r) { result = std::move(r); });
+  REQUIRE(result.has_value());  // completed on this thread, before submit_task returned
+  REQUIRE_FALSE(*result);
+  CHECK(result->error().code == core::ErrorCode::store_unavailable);
+  CHECK_FALSE(ran);
+  auto r = writer.run_task([&](store::Store&) -> core::Result<void> {
+    ran = true;
+    return {};
+  });
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == core::ErrorCode::store_unavailable);
+  CHECK_FALSE(ran);
 }

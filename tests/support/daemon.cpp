@@ -100,7 +100,7 @@ Daemon::Daemon(const std::string& data_dir, std::vector<std::string> global_args
   stderr_path_ = data_dir + ".stderr";
   std::vector<std::string> args = std::move(global_args);
   args.insert(args.end(), {"--data-dir", data_dir, "serve", "--listen", "127.0.0.1:0", "--subscribers", "127.0.0.1:0",
-                           "--ready-file", ready});
+                           "--mllp", "127.0.0.1:0", "--ready-file", ready});
   pid_ = spawn(args, "/dev/null", "/dev/null", stderr_path_);
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < until) {
@@ -110,6 +110,8 @@ Daemon::Daemon(const std::string& data_dir, std::vector<std::string> global_args
       port_ = static_cast<std::uint16_t>(std::stoi(text.substr(colon + 20)));
       const auto sub = text.find("\"subscribers\":\"127.0.0.1:");
       if (sub != std::string::npos) subscriber_port_ = static_cast<std::uint16_t>(std::stoi(text.substr(sub + 25)));
+      const auto mllp = text.find("\"mllp\":\"127.0.0.1:");
+      if (mllp != std::string::npos) mllp_port_ = static_cast<std::uint16_t>(std::stoi(text.substr(mllp + 18)));
       return;
     }
     if (wait_for(pid_, std::chrono::milliseconds(0))) {

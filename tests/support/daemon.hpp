@@ -36,7 +36,8 @@ struct RunResult {
 RunResult run_binary(const std::vector<std::string>& args, const std::string& input = "",
                      std::chrono::seconds timeout = std::chrono::seconds(60));
 
-// `iraewatch [global args] serve --listen 127.0.0.1:0 --subscribers 127.0.0.1:0 --ready-file ...`,
+// `iraewatch [global args] serve --listen 127.0.0.1:0 --subscribers 127.0.0.1:0 --mllp 127.0.0.1:0
+// --ready-file ...`,
 // waiting (bounded) until it listens. Stopped with SIGTERM (then SIGKILL) when destroyed.
 class Daemon {
  public:
@@ -47,6 +48,7 @@ class Daemon {
 
   std::uint16_t port() const { return port_; }
   std::uint16_t subscriber_port() const { return subscriber_port_; }  // alert subscribers (TCP)
+  std::uint16_t mllp_port() const { return mllp_port_; }              // HL7 v2 over MLLP
   const std::string& data_dir() const { return data_dir_; }
   pid_t pid() const { return pid_; }
   // Sends a signal and waits (bounded) for the exit; returns the exit status (or -signal).
@@ -57,6 +59,7 @@ class Daemon {
   pid_t pid_ = -1;
   std::uint16_t port_ = 0;
   std::uint16_t subscriber_port_ = 0;
+  std::uint16_t mllp_port_ = 0;
   std::string data_dir_;
   std::string stderr_path_;
 };

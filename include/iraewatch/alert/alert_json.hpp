@@ -17,6 +17,9 @@ std::string to_json_line(const engine::AlertEvent& event);
 // alert keeps (core::Alert::fields) so that later notices can repeat it.
 std::string to_json_fields(const engine::AlertEvent& event);
 
+// `fields` (from to_json_fields) with another patient (after a merge of two patients).
+std::string with_patient(std::string_view fields, std::string_view patient);
+
 // The delivered line of a notice: {"event":…, the content `fields`, then the lifecycle members
 // "seq", "alert_id", "state", "pages", "recorded_at", "cause", "acknowledged_by", "note"}.
 std::string notice_line(const core::AlertNotice& notice, std::string_view fields);

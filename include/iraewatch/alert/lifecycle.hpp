@@ -55,6 +55,12 @@ class Lifecycle {
   // Every firing (unacknowledged) alert whose severity's interval has passed since it last paged.
   std::vector<Transition> renotify_due(std::int64_t clock_ms, std::int64_t wall_ms);
 
+  // Two patients become one (HL7 ADT^A40): each open alert of `prior` moves to `surviving`
+  // (an `updated` event), unless `surviving` has an open alert for the same signal: then the
+  // moved one is closed as `retracted`, and the surviving one goes on.
+  std::vector<Transition> merge_patients(const std::string& prior, const std::string& surviving, std::int64_t clock_ms,
+                                         std::int64_t wall_ms);
+
   const core::Alert* open_alert(std::int64_t alert_id) const;
   std::size_t open_count() const { return open_.size(); }
   std::int64_t last_seq() const { return last_seq_; }
@@ -68,7 +74,8 @@ class Lifecycle {
   void schedule(const core::Alert& alert);  // (re)computes its renotification time
   void unschedule(std::int64_t alert_id);
   Transition make(const core::Alert& alert, const std::string& event, const std::string& cause,
-                  const std::string& data_time, std::int64_t clock_ms, std::int64_t wall_ms);
+                  const std::string& data_time, std::int64_t clock_ms, std::int64_t wall_ms,
+                  const engine::AlertEvent* closing = nullptr);
 
   LifecyclePolicy policy_;
   std::map<Key, core::Alert> open_;
@@ -79,7 +86,7 @@ class Lifecycle {
   std::int64_t last_seq_ = 0;
 };
 
-// "4h", "30min", "90s": how an interval reads in a cause.
+// "2d", "4h", "1h 20min", "30min", "90s": how an interval reads in a cause (rounded down).
 std::string format_interval(std::int64_t ms);
 
 }  // namespace iraewatch::alert

@@ -43,6 +43,10 @@ class Alerting {
   core::Result<core::Result<core::AlertNotice>> acknowledge(store::Store& store, std::int64_t alert_id,
                                                             const std::string& by, const std::string& note);
 
+  // Two patients become one (HL7 ADT^A40), inside the transaction: open alerts move or close,
+  // records and closed alerts move in the store, and the engine is rebuilt from the store.
+  core::Result<void> merge_patients(store::Store& store, const std::string& prior, const std::string& surviving);
+
   // Called on the writer thread after each commit that added outbox rows, with the newest seq.
   void set_on_committed(std::function<void(std::int64_t)> fn) { on_committed_ = std::move(fn); }
 
@@ -56,6 +60,7 @@ class Alerting {
   Alerting(std::shared_ptr<const rules::RuleSet> rules, alert::LifecyclePolicy policy)
       : rules_(std::move(rules)), lifecycle_(policy) {}
   core::Result<void> rebuild(store::Store& store);
+  core::Result<void> warm_engine(store::Store& store);
   core::Result<void> write(store::Store& store, const alert::Transition& t);
 
   std::shared_ptr<const rules::RuleSet> rules_;

@@ -15,6 +15,7 @@ namespace iraewatch::app {
 struct ServeOptions {
   std::optional<std::string> listen;       // overrides listeners.ndjson address and port
   std::optional<std::string> subscribers;  // overrides alerts.outputs.subscribers address and port
+  std::optional<std::string> mllp;         // overrides listeners.mllp address and port
   std::string ready_file;                  // written once listening: {"ndjson":"ADDR:PORT","pid":N}
 };
 

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "iraewatch/core/error.hpp"
 
@@ -18,6 +19,24 @@ struct NdjsonListenerConfig {
   std::size_t max_line_bytes = 1 << 20;
   std::chrono::seconds idle_timeout{300};
   std::size_t max_connections = 64;
+};
+
+struct MllpListenerConfig {
+  bool enabled = true;
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 2575;
+  std::string feed = "hl7";
+  std::size_t max_frame_bytes = 4 << 20;
+  std::chrono::seconds idle_timeout{300};
+  std::size_t max_connections = 64;
+};
+
+// How HL7 v2 content is read (docs/hl7.md).
+struct Hl7Config {
+  std::int32_t default_offset_min = 0;  // zone of times sent without one ("+01:00")
+  std::vector<std::string> identifier_types = {"MR"};
+  std::string assigning_authority;     // "" accepts any
+  std::string facility = "IRAEWATCH";  // MSH-4 of our ACKs
 };
 
 // Where alert events go (docs/configuration.md). Relative paths are inside data_dir.
@@ -60,6 +79,8 @@ struct Config {
   bool synchronous_full = true;
   std::size_t max_batch_items = 4096;
   NdjsonListenerConfig ndjson;
+  MllpListenerConfig mllp;
+  Hl7Config hl7;
   AlertsConfig alerts;
 };
 

@@ -48,7 +48,8 @@ class ConceptMap {
  public:
   ConceptMap() = default;
   // Builds the lookup tables. The caller (the loader) has already rejected duplicates.
-  ConceptMap(std::vector<Concept> concepts, std::vector<Drug> drugs);
+  ConceptMap(std::vector<Concept> concepts, std::vector<Drug> drugs,
+             std::map<std::string, std::string, std::less<>> code_systems = {});
 
   const Concept* find_concept(std::string_view name) const;
   const Concept* find_by_code(const Code& code) const;
@@ -64,6 +65,10 @@ class ConceptMap {
   std::size_t index_of(const Concept& c) const { return static_cast<std::size_t>(&c - concepts_.data()); }
   const std::vector<Drug>& drugs() const { return drugs_; }
 
+  // The system URI for an HL7 v2 coding system name (e.g. "LN" -> "http://loinc.org"), from
+  // concepts.yaml's code_systems; a name that is not listed comes back as it is.
+  std::string system_uri(std::string_view hl7_name) const;
+
  private:
   std::vector<Concept> concepts_;
   std::vector<Drug> drugs_;
@@ -71,6 +76,7 @@ class ConceptMap {
   std::map<std::string, std::size_t, std::less<>> by_code_;       // "SYSTEM|CODE"
   std::map<std::string, std::size_t, std::less<>> drug_by_name_;  // lower-case INN and brands
   std::map<std::string, std::size_t, std::less<>> drug_by_code_;
+  std::map<std::string, std::string, std::less<>> code_systems_;
 };
 
 std::string to_lower(std::string_view text);

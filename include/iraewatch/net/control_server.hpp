@@ -39,8 +39,9 @@ class ControlServer {
   std::shared_ptr<State> state_;
 };
 
-// Client side: sends one request line and waits for the reply line. An Error of kind io when
-// nobody listens at `path` (the daemon is not running), or on timeout.
+// Client side: sends one request line and waits for the reply line. ErrorCode::not_found when
+// nobody listens at `path` (no socket file, or connection refused: the daemon is not running);
+// io for any other failure, including a timeout (a daemon may be running but busy).
 core::Result<std::string> control_request(const std::string& path, const std::string& request,
                                           std::chrono::milliseconds timeout = std::chrono::seconds(10));
 

@@ -76,6 +76,17 @@ struct Summary {
   std::vector<std::pair<std::string, std::int64_t>> by_concept;  // current observations per concept
 };
 
+// An inbound message kept for audit, with the ACK it got (HL7 v2).
+struct InboundMessage {
+  std::string feed, source;
+  std::int64_t received_ms = 0;
+  std::string sending_application, sending_facility, control_id;  // control_id "" when unreadable
+  std::string message_type;
+  std::uint64_t payload_hash = 0;
+  std::string ack_code, ack;
+  std::string raw;
+};
+
 // Which alerts a listing wants.
 struct AlertQuery {
   bool open_only = false;  // firing or acknowledged
@@ -123,6 +134,17 @@ class Store {
   // replaces by id; append_alert_event adds one outbox row with the notice's own seq.
   core::Result<void> save_alert(const core::Alert& alert);
   core::Result<void> append_alert_event(const core::AlertNotice& notice);
+  // Inbound messages: the stored one with the same (feed, application, facility, control id).
+  core::Result<std::optional<InboundMessage>> find_message(const std::string& feed, const std::string& application,
+                                                           const std::string& facility, const std::string& control_id);
+  core::Result<void> insert_message(const InboundMessage& message);
+  // A patient update (ADT): the patient exists from now on, and is marked updated.
+  core::Result<void> touch_patient(const std::string& patient, std::int64_t now_ms);
+  // A merge (ADT^A40): every record and closed alert of `prior` becomes `surviving`'s, and
+  // `prior` is marked merged. Returns how many records moved. Open alerts are the caller's
+  // (the lifecycle moves or closes them first).
+  core::Result<std::int64_t> merge_patient(const std::string& prior, const std::string& surviving, std::int64_t now_ms);
+
   // Output delivery positions: the last seq each named output delivered (0 when never).
   core::Result<void> set_output_position(const std::string& name, std::int64_t seq, std::int64_t now_ms);
 
@@ -149,6 +171,8 @@ class Store {
   // Every alert event of one patient, oldest first.
   core::Result<std::vector<core::AlertNotice>> alert_events_of_patient(const std::string& patient);
   core::Result<std::int64_t> output_position(const std::string& name);
+  // nullopt when the output has never saved a position (a new output).
+  core::Result<std::optional<std::int64_t>> saved_output_position(const std::string& name);
   // Every stored version of every record of one patient, in event-time order.
   core::Result<std::vector<PatientRecordRow>> records_of_patient(const std::string& patient);
 
