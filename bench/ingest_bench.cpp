@@ -615,8 +615,9 @@ LogSummary summarise_log(const std::string& path) {
     unsigned long long stored = 0, dup = 0, rej = 0, fail = 0;
     if (const auto at = line.find("stopped: ");
         at != std::string::npos &&
-        std::sscanf(line.c_str() + at, "stopped: %llu records stored, %llu duplicates, %llu lines rejected, %llu",
-                    &stored, &dup, &rej, &fail) == 4) {
+        std::sscanf(line.c_str() + at,
+                    "stopped: NDJSON %llu records stored, %llu duplicates, %llu lines rejected, %llu", &stored, &dup,
+                    &rej, &fail) == 4) {
       s.stored = stored;
       s.duplicates = dup;
       s.rejected = rej;

@@ -102,7 +102,7 @@ core::Result<void> FileOutput::deliver(std::span<const core::AlertNotice> notice
   return write_segment(segment);
 }
 
-// Appends whole lines and makes them durable. A failed write is undone by truncating the file
+// Appends whole lines (sync() makes them durable). A failed write is undone by truncating the file
 // back to where the segment began, so that a reader never sees half a line.
 core::Result<void> FileOutput::write_segment(const std::string& segment) {
   if (segment.empty()) return {};
@@ -119,13 +119,21 @@ core::Result<void> FileOutput::write_segment(const std::string& segment) {
     done += static_cast<std::size_t>(n);
   }
   size_ += segment.size();
+  unsynced_ = true;
+  return {};
+}
+
+core::Result<void> FileOutput::sync() {
+  if (!unsynced_ || fd_ < 0) return {};
   if (::fdatasync(fd_) != 0) return fail(ErrorCode::io, "cannot sync alert file '" + path_ + "': " + system_reason());
+  unsynced_ = false;
   return {};
 }
 
 // path.(max_files-2) -> path.(max_files-1), ..., path -> path.1, then a fresh path. rename()
 // replaces its target, which drops the oldest file. With max_files 1 the live file is emptied.
 core::Result<void> FileOutput::rotate() {
+  if (auto synced = sync(); !synced) return synced;  // a rotated file is complete on disk
   ::close(fd_);
   fd_ = -1;  // if anything below fails, the next deliver() reopens path_ and tries again
   for (std::size_t i = max_files_ - 1; i >= 1; --i) {

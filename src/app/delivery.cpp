@@ -102,16 +102,25 @@ bool Delivery::deliver_all(std::int64_t head, bool final_try) {
 
 void Delivery::save_positions(bool direct) {
   last_save_ = std::chrono::steady_clock::now();
+  // A position is saved only once what it covers is durable: an output that cannot sync keeps
+  // its last saved position (and delivers again from there after a crash).
+  std::vector<std::int64_t> durable = positions_;
+  for (std::size_t i = 0; i < outputs_.size(); ++i) {
+    if (auto synced = outputs_[i]->sync(); !synced) {
+      spdlog::warn("alert output '{}' cannot sync: {}", outputs_[i]->name(), synced.error().message);
+      durable[i] = submitted_[i];
+    }
+  }
   if (direct || !writer_) {
     // The end (or no writer): every position, whatever was submitted before.
     for (std::size_t i = 0; i < outputs_.size(); ++i)
-      if (auto r = reader_->set_output_position(outputs_[i]->name(), positions_[i], core::wall_clock_ms()); !r)
+      if (auto r = reader_->set_output_position(outputs_[i]->name(), durable[i], core::wall_clock_ms()); !r)
         spdlog::error("cannot save the position of alert output '{}': {}", outputs_[i]->name(), r.error().message);
     return;
   }
   std::vector<std::pair<std::string, std::int64_t>> changed;
   for (std::size_t i = 0; i < outputs_.size(); ++i)
-    if (positions_[i] != submitted_[i]) changed.emplace_back(outputs_[i]->name(), positions_[i]);
+    if (durable[i] != submitted_[i]) changed.emplace_back(outputs_[i]->name(), durable[i]);
   if (changed.empty()) return;
   writer_->submit_task(
       [changed](store::Store& s) -> core::Result<void> {
@@ -122,7 +131,7 @@ void Delivery::save_positions(bool direct) {
       [](core::Result<void> r) {
         if (!r) spdlog::warn("alert output positions not saved now (saved at exit): {}", r.error().message);
       });
-  submitted_ = positions_;
+  submitted_ = durable;
 }
 
 void Delivery::run() {

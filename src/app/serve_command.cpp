@@ -171,11 +171,11 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
   net::SubscriberServer subscribers(
       side_io, sub_options,
       [&sub_store](std::int64_t after, std::size_t limit) -> core::Result<std::vector<net::OutboxLine>> {
-        auto rows = sub_store.alert_events_after(after, static_cast<int>(limit));
+        auto rows = sub_store.alert_lines_after(after, static_cast<int>(limit));
         if (!rows) return std::unexpected(rows.error());
         std::vector<net::OutboxLine> lines;
         lines.reserve(rows->size());
-        for (auto& r : *rows) lines.push_back(net::OutboxLine{r.seq, std::move(r.line)});
+        for (auto& [seq, line] : *rows) lines.push_back(net::OutboxLine{seq, std::move(line)});
         return lines;
       },
       (*alerting)->committed_seq());

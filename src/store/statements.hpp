@@ -59,6 +59,7 @@ struct Store::Statements {
                            "SELECT seq, alert_id, patient_key, signal, event, state, grade, severity, pages, cause, "
                            "actor, note, clock_ms, recorded_ms, data_time, line, text FROM alert_events "
                            "WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
+        alert_lines_after(db, "SELECT seq, line FROM alert_events WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
         last_alert_seq(db, "SELECT coalesce(max(seq), 0) FROM alert_events") {}
 
   Statement begin, commit, rollback;
@@ -66,7 +67,7 @@ struct Store::Statements {
   Statement obs_same_content, obs_max_version, obs_retire, obs_insert;
   Statement med_same_content, med_max_version, med_retire, med_insert;
   Statement insert_rejected;
-  Statement save_alert, insert_alert_event, alert_events_after, last_alert_seq;
+  Statement save_alert, insert_alert_event, alert_events_after, alert_lines_after, last_alert_seq;
   // Patients known to be committed, and those added by the open transaction.
   std::unordered_map<std::string, std::int64_t> patients, pending_patients;
 };

@@ -166,6 +166,15 @@ core::Result<std::vector<core::AlertNotice>> Store::alert_events_after(std::int6
   return collect<core::AlertNotice>(s, read_notice);
 }
 
+core::Result<std::vector<std::pair<std::int64_t, std::string>>> Store::alert_lines_after(std::int64_t after_seq,
+                                                                                         int limit) {
+  auto& s = stmts_->alert_lines_after;
+  s.bind(1, after_seq).bind(2, std::int64_t{limit});
+  return collect<std::pair<std::int64_t, std::string>>(s, [](const Statement& st) {
+    return std::pair<std::int64_t, std::string>{st.int64(0), st.text(1)};
+  });
+}
+
 core::Result<std::vector<core::AlertNotice>> Store::alert_events_of_patient(const std::string& patient) {
   Statement s(db_,
               "SELECT seq, alert_id, patient_key, signal, event, state, grade, severity, pages, cause, actor, note, "

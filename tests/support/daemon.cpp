@@ -41,8 +41,9 @@ std::string read_file(const std::string& path) {
 
 namespace {
 
+// Runs `program` (IRAEWATCH_BINARY when empty) with `args`.
 pid_t spawn(const std::vector<std::string>& args, const std::string& stdin_path, const std::string& stdout_path,
-            const std::string& stderr_path) {
+            const std::string& stderr_path, const std::string& program = "") {
   const pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
@@ -53,7 +54,7 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& stdin_path,
     ::dup2(out, 1);
     ::dup2(err, 2);
     std::vector<char*> argv;
-    std::string binary = IRAEWATCH_BINARY;
+    std::string binary = program.empty() ? std::string(IRAEWATCH_BINARY) : program;
     argv.push_back(binary.data());
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -79,9 +80,14 @@ std::optional<int> wait_for(pid_t pid, std::chrono::milliseconds timeout) {
 }  // namespace
 
 RunResult run_binary(const std::vector<std::string>& args, const std::string& input, std::chrono::seconds timeout) {
+  return run_program("", args, input, timeout);
+}
+
+RunResult run_program(const std::string& program, const std::vector<std::string>& args, const std::string& input,
+                      std::chrono::seconds timeout) {
   TempDir io;
   write_file(io.file("in"), input);
-  const pid_t pid = spawn(args, io.file("in"), io.file("out"), io.file("err"));
+  const pid_t pid = spawn(args, io.file("in"), io.file("out"), io.file("err"), program);
   RunResult result;
   auto code = wait_for(pid, timeout);
   if (!code) {

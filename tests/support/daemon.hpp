@@ -36,6 +36,10 @@ struct RunResult {
 RunResult run_binary(const std::vector<std::string>& args, const std::string& input = "",
                      std::chrono::seconds timeout = std::chrono::seconds(60));
 
+// The same for another program (a third-party client such as mllp_send), by path.
+RunResult run_program(const std::string& program, const std::vector<std::string>& args, const std::string& input = "",
+                      std::chrono::seconds timeout = std::chrono::seconds(60));
+
 // `iraewatch [global args] serve --listen 127.0.0.1:0 --subscribers 127.0.0.1:0 --mllp 127.0.0.1:0
 // --ready-file ...`,
 // waiting (bounded) until it listens. Stopped with SIGTERM (then SIGKILL) when destroyed.

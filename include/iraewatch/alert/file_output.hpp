@@ -38,6 +38,8 @@ class FileOutput final : public Output {
   // file holds only whole lines; lines already moved to a rotated file stay there and will be
   // written again when the notices are offered again (delivery is at least once).
   core::Result<void> deliver(std::span<const core::AlertNotice> notices) override;
+  // fdatasync when something was written since the last sync.
+  core::Result<void> sync() override;
 
   const std::string& path() const { return path_; }
 
@@ -52,7 +54,8 @@ class FileOutput final : public Output {
   std::string path_;
   std::size_t max_bytes_;
   std::size_t max_files_;
-  int fd_ = -1;           // -1 after a failed rotation: the next deliver() reopens `path`
+  int fd_ = -1;  // -1 after a failed rotation: the next deliver() reopens `path`
+  bool unsynced_ = false;
   std::size_t size_ = 0;  // bytes in the live file
 };
 

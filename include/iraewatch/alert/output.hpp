@@ -20,6 +20,10 @@ class Output {
   // flushed, or sent); an Error means none after the first failed one was, and the same notices
   // will be offered again.
   virtual core::Result<void> deliver(std::span<const core::AlertNotice> notices) = 0;
+  // Makes what deliver() handed over durable against power loss (e.g. fdatasync). The delivery
+  // loop calls it before it saves this output's position, about once a second, so that syncing
+  // is not paid per event. The default does nothing (sockets have nothing to sync).
+  virtual core::Result<void> sync() { return {}; }
 };
 
 }  // namespace iraewatch::alert

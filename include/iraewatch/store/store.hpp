@@ -168,6 +168,8 @@ class Store {
   core::Result<std::int64_t> last_alert_seq();
   // Outbox rows with seq > after_seq, oldest first, at most `limit`.
   core::Result<std::vector<core::AlertNotice>> alert_events_after(std::int64_t after_seq, int limit);
+  // Only (seq, line) of the outbox rows with seq > after_seq: what subscribers are sent.
+  core::Result<std::vector<std::pair<std::int64_t, std::string>>> alert_lines_after(std::int64_t after_seq, int limit);
   // Every alert event of one patient, oldest first.
   core::Result<std::vector<core::AlertNotice>> alert_events_of_patient(const std::string& patient);
   core::Result<std::int64_t> output_position(const std::string& name);

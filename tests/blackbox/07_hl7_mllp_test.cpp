@@ -1,0 +1,129 @@
+// Black box: HL7 v2 over MLLP with a real third-party client, Debian's `mllp_send` (python3-hl7):
+// ACK codes, stored records, corrections, resends, and the alert an ORU raises on the subscriber
+// socket.
+
+#include <signal.h>
+#include <unistd.h>
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "support/daemon.hpp"
+#include "support/line_socket.hpp"
+
+using namespace iraewatch;
+using testing::Daemon;
+using testing::LineSocket;
+using testing::run_binary;
+using testing::TempDir;
+
+namespace {
+
+const std::string kFixtures = std::string(IRAEWATCH_SOURCE_DIR) + "/tests/data/hl7/";
+const std::string kThirdParty = std::string(IRAEWATCH_SOURCE_DIR) + "/tests/data/third_party/hl7v2/";
+
+// mllp_send prints each ACK it receives, framed; segments end with CR.
+std::string mllp_send(const Daemon& d, const std::string& file) {
+  auto r = testing::run_program("/usr/bin/mllp_send",
+                                {"--loose", "-p", std::to_string(d.mllp_port()), "-f", file, "127.0.0.1"}, "",
+                                std::chrono::seconds(60));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  return r.out;
+}
+
+// The MSA segments of the ACKs, in order: "MSA|AA|RAS-0001", ...
+std::vector<std::string> msa_of(const std::string& out) {
+  std::vector<std::string> msa;
+  for (std::size_t at = out.find("MSA|"); at != std::string::npos; at = out.find("MSA|", at + 1))
+    msa.push_back(out.substr(at, out.find_first_of("\r\n", at) - at));
+  return msa;
+}
+
+}  // namespace
+
+TEST_CASE("07 mllp_send: ACK codes, stored records, a correction, and a resend processed once", "[blackbox]") {
+  REQUIRE(::access("/usr/bin/mllp_send", X_OK) == 0);  // scripts/install-deps.sh installs python3-hl7
+  TempDir tmp;
+  const std::string data = tmp.file("data");
+  Daemon daemon(data);
+
+  auto ras = mllp_send(daemon, kFixtures + "ras-o17-pembrolizumab.hl7");
+  CHECK(msa_of(ras) == std::vector<std::string>{"MSA|AA|RAS-0001"});
+  CHECK_THAT(ras, Catch::StartsWith("\x0bMSH|^~\\&|IRAEWATCH|"));
+
+  // The NIST final / corrected pair (third-party messages): one record, two versions.
+  auto final_ack = mllp_send(daemon, kThirdParty + "nist-elr-oru-r01-case1-nm-final.hl7");
+  CHECK(msa_of(final_ack) == std::vector<std::string>{"MSA|AA|NIST-100929110701660"});
+  auto corrected = mllp_send(daemon, kThirdParty + "nist-elr-oru-r01-case3-nm-corrected.hl7");
+  CHECK(msa_of(corrected) == std::vector<std::string>{"MSA|AA|NIST-100929110828087"});
+
+  // The same message again: the stored ACK, byte for byte, and nothing stored twice.
+  auto again = mllp_send(daemon, kThirdParty + "nist-elr-oru-r01-case1-nm-final.hl7");
+  CHECK(again == final_ack);
+
+  // Unsupported message types: AR (or CR in enhanced mode) with an ERR carrying table 0357's 200.
+  auto vxu = mllp_send(daemon, kThirdParty + "nist-iz-vxu-v04-rxa.hl7");
+  REQUIRE(msa_of(vxu).size() == 2);  // mllp_send --loose also sends the BOM it finds as a message
+  CHECK_THAT(msa_of(vxu)[1], Catch::StartsWith("MSA|CR|NIST-IZ-AD-2.1_Send_V04_Z22"));
+  CHECK_THAT(vxu, Catch::Contains("|200^Unsupported message type^HL70357|E"));
+
+  // One bad OBX: AE, that OBX kept as rejected input, the other two stored.
+  auto bad = mllp_send(daemon, kFixtures + "oru-r01-one-bad-obx.hl7");
+  CHECK(msa_of(bad) == std::vector<std::string>{"MSA|AE|ORU-0005|1 segment(s) not used; see ERR"});
+  CHECK_THAT(bad, Catch::Contains("ERR|OBX^5^6^103&Table value not found&HL70357"));
+  CHECK_THAT(bad, Catch::Contains("unit 'mmol/L' cannot be converted"));
+
+  // Enhanced mode (MSH-15 set): CE for a message with one bad RXA.
+  auto enhanced = mllp_send(daemon, kFixtures + "ras-o17-by-name-and-not-given.hl7");
+  CHECK(msa_of(enhanced).size() == 1);
+  CHECK_THAT(msa_of(enhanced)[0], Catch::StartsWith("MSA|CE|RAS-0003"));
+  const int stopped = daemon.stop(SIGTERM);
+  INFO(daemon.log());
+  CHECK(stopped == 0);
+
+  // What the store holds, as the CLI reads it.
+  auto history = run_binary({"--data-dir", data, "history", "9817566735"});
+  CHECK(history.exit_code == 0);
+  CHECK_THAT(history.out, Catch::Contains("final"));
+  CHECK_THAT(history.out, Catch::Contains("(superseded)"));
+  CHECK_THAT(history.out, Catch::Contains("corrected"));
+  CHECK_THAT(history.out, Catch::Contains(" v2"));
+  auto alice = run_binary({"--data-dir", data, "history", "HL7-5005"});
+  CHECK_THAT(alice.out, Catch::Contains("medication  pembrolizumab"));
+  CHECK_THAT(alice.out, Catch::Contains("observation tsh"));
+  CHECK_THAT(alice.out, Catch::Contains("observation crp"));
+  CHECK_THAT(alice.out, Catch::Contains("not-done"));
+  auto summary = run_binary({"--data-dir", data, "summary"});
+  CHECK_THAT(summary.out, Catch::Contains("OBX-6: field 'OBX-6': unit 'mmol/L'"));
+}
+
+TEST_CASE("07 a TSH and free T4 ORU over MLLP raises the thyroid alert on the alert socket", "[blackbox]") {
+  TempDir tmp;
+  Daemon daemon(tmp.file("data"));
+  LineSocket sub(daemon.subscriber_port());
+  auto hello = sub.read_line();
+  REQUIRE(hello);
+
+  CHECK(msa_of(mllp_send(daemon, kFixtures + "ras-o17-pembrolizumab.hl7")) ==
+        std::vector<std::string>{"MSA|AA|RAS-0001"});
+  CHECK(msa_of(mllp_send(daemon, kFixtures + "oru-r01-thyroid-trend.hl7")) ==
+        std::vector<std::string>{"MSA|AA|ORU-0001", "MSA|AA|ORU-0002", "MSA|AA|ORU-0003"});
+
+  std::vector<nlohmann::json> events;
+  for (int i = 0; i < 50 && events.size() < 3; ++i) {
+    auto line = sub.read_line(std::chrono::seconds(10));
+    if (!line) break;
+    auto j = nlohmann::json::parse(*line);
+    if (!j.contains("type")) events.push_back(std::move(j));
+  }
+  REQUIRE(events.size() == 3);
+  CHECK(events[0]["event"] == "fired");
+  CHECK(events[0]["signal"] == "thyroid");
+  CHECK(events[0]["patient"] == "HL7-5005");
+  CHECK_THAT(events[0]["trigger"].get<std::string>(), Catch::StartsWith("hl7|ONCO_HOSP|FL-900|"));
+  CHECK(events[1]["event"] == "escalated");
+  CHECK(events[1]["grade"] == 2);
+  CHECK(events[2]["event"] == "updated");  // April's worse values, same grade
+  CHECK_THAT(events[2]["summary"].get<std::string>(), Catch::Contains("TSH 12.4"));
+}
