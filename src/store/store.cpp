@@ -79,7 +79,20 @@ core::Result<std::unique_ptr<Store>> Store::open(const std::string& data_dir, St
   if (setup) setup = exec(db, options.synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
   if (setup) setup = exec(db, "PRAGMA foreign_keys = ON");
   if (setup) setup = exec(db, "PRAGMA cache_size = -65536");  // 64 MiB: keeps the indexes hot
-  if (setup && !options.auto_checkpoint) setup = exec(db, "PRAGMA wal_autocheckpoint = 0");
+  if (setup && !options.auto_checkpoint) {
+    setup = exec(db, "PRAGMA wal_autocheckpoint = 0");
+    if (options.wal_frames) {
+      // Replaces SQLite's own hook (auto-checkpoint is off). The counter outlives the connection:
+      // the hook's argument is the shared atomic, kept alive by the Store.
+      sqlite3_wal_hook(
+          db,
+          [](void* arg, sqlite3*, const char*, int frames) {
+            static_cast<std::atomic<std::int64_t>*>(arg)->store(frames, std::memory_order_relaxed);
+            return SQLITE_OK;
+          },
+          options.wal_frames.get());
+    }
+  }
   if (setup) {
     auto migrated = migrate(db);
     if (!migrated) setup = std::unexpected(migrated.error());
@@ -88,7 +101,9 @@ core::Result<std::unique_ptr<Store>> Store::open(const std::string& data_dir, St
     sqlite3_close(db);
     return std::unexpected(setup.error());
   }
-  return std::unique_ptr<Store>(new Store(db, std::make_unique<Statements>(db)));
+  auto store = std::unique_ptr<Store>(new Store(db, std::make_unique<Statements>(db)));
+  store->wal_frames_ = options.wal_frames;
+  return store;
 }
 
 Store::Store(sqlite3* db, std::unique_ptr<Statements> statements) : db_(db), stmts_(std::move(statements)) {}

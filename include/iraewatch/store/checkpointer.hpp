@@ -1,6 +1,9 @@
 #pragma once
 // Checkpoints the WAL from its own connection and thread, so that the writer's commits never
-// pay for it (a checkpoint inside a commit held acknowledgements for up to tens of ms).
+// pay for it (a checkpoint inside a commit held acknowledgements for up to tens of ms). Each
+// checkpoint still slows the commits that overlap it (its writes and fsync share the disk), so
+// with a WAL size counter it checkpoints only once the WAL holds `min_frames` frames, or
+// `max_wait` after the last checkpoint: rarer and larger, and each hot page copied once.
 
 #include <chrono>
 #include <condition_variable>
@@ -14,7 +17,10 @@ namespace iraewatch::store {
 
 class Checkpointer {
  public:
-  Checkpointer(std::unique_ptr<Store> store, std::chrono::milliseconds every);
+  // `wal_frames`: the writer's counter (StoreOptions::wal_frames); null checkpoints every tick.
+  Checkpointer(std::unique_ptr<Store> store, std::chrono::milliseconds every,
+               std::shared_ptr<std::atomic<std::int64_t>> wal_frames = nullptr, std::int64_t min_frames = 4000,
+               std::chrono::milliseconds max_wait = std::chrono::seconds(30));
   ~Checkpointer();  // runs a last checkpoint and ends the thread
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
@@ -24,6 +30,9 @@ class Checkpointer {
 
   std::unique_ptr<Store> store_;
   std::chrono::milliseconds every_;
+  std::shared_ptr<std::atomic<std::int64_t>> wal_frames_;
+  std::int64_t min_frames_;
+  std::chrono::milliseconds max_wait_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;

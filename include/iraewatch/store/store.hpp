@@ -4,6 +4,7 @@
 // project. One Store is one connection and is not thread-safe: the daemon gives its single writer
 // thread one Store, and readers open their own.
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -46,6 +47,9 @@ struct StoreOptions {
   bool create = true;  // false: an absent database is an error (for read-only tools)
   // false: this connection never checkpoints the WAL inside a commit; a Checkpointer must.
   bool auto_checkpoint = true;
+  // When set (with auto_checkpoint false): after each commit, the number of frames in the WAL,
+  // for a Checkpointer that checkpoints by size rather than by the clock.
+  std::shared_ptr<std::atomic<std::int64_t>> wal_frames;
 };
 
 // One stored version of an observation, as read back (for tests, tools and the engine's warm-up).
@@ -189,6 +193,7 @@ class Store {
   sqlite3* db_;
   std::unique_ptr<Statements> stmts_;
   bool in_transaction_ = false;
+  std::shared_ptr<std::atomic<std::int64_t>> wal_frames_;  // kept alive for the WAL hook
 };
 
 }  // namespace iraewatch::store
