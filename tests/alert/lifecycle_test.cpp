@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
+
 #include "iraewatch/alert/lifecycle.hpp"
 #include "iraewatch/core/event_time.hpp"
 #include "iraewatch/engine/engine.hpp"
@@ -268,4 +270,27 @@ TEST_CASE("with the shipped rules: a grade that rises then falls escalates, then
   CHECK(p.obs("s2", "stools_per_day", 9, 11, "/d") == V{"escalated:colitis:3"});
   CHECK(p.obs("s3", "stools_per_day", 4, 12, "/d") == V{"updated:colitis:1"});
   CHECK(p.obs("s4", "stools_per_day", 1, 13, "/d") == V{"resolved:colitis:0"});
+}
+
+TEST_CASE("merging two patients moves open alerts, or closes the duplicate of a signal", "[alert]") {
+  alert::Lifecycle lc(policy());
+  REQUIRE(lc.on_event(finding("fired", "thyroid", 2, "warning", "OLD"), kStart, kStart));    // alert 1
+  REQUIRE(lc.on_event(finding("fired", "colitis", 1, "info", "OLD"), kStart, kStart));       // alert 2
+  REQUIRE(lc.on_event(finding("fired", "thyroid", 1, "info", "SURVIVOR"), kStart, kStart));  // alert 3
+  auto merged = lc.merge_patients("OLD", "SURVIVOR", kStart + kHour, kStart + kHour);
+  REQUIRE(merged.size() == 2);
+  // colitis moves (no colitis alert for the survivor yet); thyroid duplicates the survivor's alert 3.
+  std::map<std::string, alert::Transition> by_signal;
+  for (auto& t : merged) by_signal.emplace(t.notice.signal, t);
+  CHECK(by_signal.at("colitis").notice.event == "updated");
+  CHECK(by_signal.at("colitis").alert.patient == "SURVIVOR");
+  CHECK(nlohmann::json::parse(by_signal.at("colitis").notice.line)["patient"] == "SURVIVOR");
+  CHECK(by_signal.at("thyroid").notice.event == "retracted");
+  CHECK(by_signal.at("thyroid").notice.cause.find("alert 3") != std::string::npos);
+  CHECK(lc.open_count() == 2);
+  // Later findings for the survivor update the moved alert, not a new one.
+  auto later = lc.on_event(finding("escalated", "colitis", 2, "warning", "SURVIVOR"), kStart + 2 * kHour, 0);
+  REQUIRE(later);
+  CHECK(later->notice.alert_id == 2);
+  CHECK(later->notice.event == "escalated");
 }
