@@ -25,9 +25,14 @@ for _ in $(seq 1 100); do
 done
 [ -s "$ready" ] || { echo "quickstart: the daemon did not start listening within 10 s" >&2; exit 1; }
 endpoint=$(sed -E 's/.*"ndjson":"([^"]+)".*/\1/' "$ready")
+mllp_port=$(sed -E 's/.*"mllp":"[^"]*:([0-9]+)".*/\1/' "$ready")
 
 echo "== sending examples/records.ndjson to the daemon at $endpoint"
 "$bin" send --to "$endpoint" --print examples/records.ndjson
+echo
+echo "== sending examples/messages.hl7 (HL7 v2: an ICI dose and three thyroid panels) over MLLP with mllp_send"
+# mllp_send (Debian's python3-hl7) prints each ACK; MSA|AA means stored.
+mllp_send --loose -p "$mllp_port" -f examples/messages.hl7 127.0.0.1 | tr '\r' '\n' | grep -a '^MSA'
 # Stopping drains: every acknowledged record is committed and evaluated before the daemon exits.
 kill -TERM $daemon
 wait $daemon
