@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "support/daemon.hpp"
@@ -126,4 +127,51 @@ TEST_CASE("07 a TSH and free T4 ORU over MLLP raises the thyroid alert on the al
   CHECK(events[1]["grade"] == 2);
   CHECK(events[2]["event"] == "updated");  // April's worse values, same grade
   CHECK_THAT(events[2]["summary"].get<std::string>(), Catch::Contains("TSH 12.4"));
+}
+
+TEST_CASE("07 every third-party sample parses or is refused with the ACK docs/hl7.md states", "[blackbox]") {
+  // File -> the ACK code of each message, ingested alone into an empty store (docs/hl7.md).
+  const std::vector<std::pair<std::string, std::vector<std::string>>> expected = {
+      {"adt-a08-v28-update.hl7", {"AA"}},
+      {"cerner-elr-oru-r01-lead.hl7", {"AA"}},
+      {"elr-batch-fhs-bhs-2msgs.hl7", {"CA", "CA"}},
+      {"elr-oru-r01-msh2-three-encoding-chars.hl7", {"CA"}},
+      {"lab-oru-r01-prelim-incomplete.hl7", {"AE"}},
+      {"nist-elr-oru-r01-case1-nm-final.hl7", {"AA"}},
+      {"nist-elr-oru-r01-case3-nm-corrected.hl7", {"AA"}},
+      {"nist-elr-oru-r01-case4-st-value.hl7", {"AA"}},
+      {"nist-elr-oru-r01-case6-multi-obx.hl7", {"AA"}},
+      {"nist-iz-vxu-v04-rxa.hl7", {"CR"}},
+      {"nist-lri-oru-r01-cbc.hl7", {"CA"}},
+      {"oru-r01-escape-repetition-stress.hl7", {"CR"}},
+      {"oru-r01-v24-sn-value.hl7", {"AR"}},
+      {"oru-r03-empty-segments-malformed.hl7", {"AR"}},
+      {"oru-v22-multi-obr-tx-nte.hl7", {"CR"}},
+      {"rds-o13-v28-pharmacy-dispense.hl7", {"AR"}},
+  };
+  for (const auto& [file, codes] : expected) {
+    INFO(file);
+    TempDir tmp;
+    auto r = run_binary({"--data-dir", tmp.file("data"), "ingest", kThirdParty + file});
+    std::vector<std::string> got;  // "FILE: message N (TYPE, control id X): CODE[: reason]"
+    std::size_t start = 0;
+    for (std::size_t end; (end = r.out.find('\n', start)) != std::string::npos; start = end + 1) {
+      const std::string line = r.out.substr(start, end - start);
+      const auto at = line.find("): ");
+      if (line.find(": message ") != std::string::npos && at != std::string::npos)
+        got.push_back(line.substr(at + 3, 2));
+    }
+    CHECK(got == codes);
+    const bool all_accepted = std::all_of(codes.begin(), codes.end(), [](const std::string& c) { return c[1] == 'A'; });
+    CHECK(r.exit_code == (all_accepted ? 0 : 1));
+  }
+  // The NIST final then corrected pair, from files: one record, version 2 corrected.
+  TempDir tmp;
+  run_binary({"--data-dir", tmp.file("data"), "ingest", kThirdParty + "nist-elr-oru-r01-case1-nm-final.hl7"});
+  auto second =
+      run_binary({"--data-dir", tmp.file("data"), "ingest", kThirdParty + "nist-elr-oru-r01-case3-nm-corrected.hl7"});
+  CHECK_THAT(second.out, Catch::Contains("1 records accepted (1 new, 0 duplicates)"));
+  auto history = run_binary({"--data-dir", tmp.file("data"), "history", "9817566735", "--json"});
+  CHECK_THAT(history.out, Catch::Contains(R"("version":2,"current":true)"));
+  CHECK_THAT(history.out, Catch::Contains(R"("status":"corrected")"));
 }
