@@ -6,6 +6,8 @@
 #   scripts/bench.sh engine [ARGS...]     the engine in-process with the shipped rules over 10,000
 #                                         patients, then `iraewatch replay` of 1,000,000 records
 #                                         (e.g. --abnormal 1.0 for the stress mix)
+#   scripts/bench.sh mllp [ARGS...]       HL7 v2 ORU^R01 (5 OBX) over MLLP with durable ACKs:
+#                                         messages/s, then ACK latency at fixed rates
 #   scripts/bench.sh alert [ARGS...]      from a record's acknowledgement to its alert event on the
 #                                         subscriber socket, at fixed offered rates (default 1000 and
 #                                         5000 records/s for 10 s each; e.g. --rate 2000 --seconds 20)
@@ -16,7 +18,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/install-deps.sh"
 build="$root/build-release"
 which="ingest"
-if [ "${1:-}" = "ingest" ] || [ "${1:-}" = "engine" ] || [ "${1:-}" = "alert" ]; then
+if [ "${1:-}" = "ingest" ] || [ "${1:-}" = "engine" ] || [ "${1:-}" = "alert" ] || [ "${1:-}" = "mllp" ]; then
   which="$1"
   shift
 fi

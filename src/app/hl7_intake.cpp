@@ -5,7 +5,7 @@
 namespace iraewatch::app {
 
 std::uint64_t payload_hash(std::string_view payload) {
-  std::uint64_t h = 1469598103934665603ULL;
+  std::uint64_t h = 14695981039346656037ULL;  // FNV-1a 64-bit offset basis
   for (unsigned char c : payload) {
     h ^= c;
     h *= 1099511628211ULL;

@@ -96,14 +96,19 @@ std::string build_ack(const hl7::Message* message, AckKind kind, bool enhanced, 
   out += "\r";
   for (const auto& i : issues) {
     const int code = static_cast<int>(i.code);
-    const std::string where = esc(i.segment_id) + "^" + std::to_string(i.segment_index + 1) + "^" +
-                              (i.field > 0 ? std::to_string(i.field) : "") +
+    // ERR-2.2 / ERR-1.2: the segment's occurrence among segments of its type (the 2nd OBX is OBX^2).
+    std::size_t occurrence = 1;
+    if (message)
+      for (std::size_t k = 0; k < i.segment_index && k < message->segment_count(); ++k)
+        occurrence += message->segment_id(k) == i.segment_id ? 1 : 0;
+    const std::string seq = std::to_string(occurrence);
+    const std::string where = esc(i.segment_id) + "^" + seq + "^" + (i.field > 0 ? std::to_string(i.field) : "") +
                               (i.component > 0 ? "^^" + std::to_string(i.component) : "");
     // ERR-1 (the 2.3/2.4 form) and ERR-2..8 (2.5+): location, code, severity, user message.
-    out += "ERR|" + esc(i.segment_id) + "^" + std::to_string(i.segment_index + 1) + "^" +
-           (i.field > 0 ? std::to_string(i.field) : "") + "^" + std::to_string(code) + "&" +
-           std::string(describe(i.code)) + "&HL70357|" + where + "|" + std::to_string(code) + "^" +
-           std::string(describe(i.code)) + "^HL70357|E||||" + esc(i.message.substr(0, 400)) + "\r";
+    out += "ERR|" + esc(i.segment_id) + "^" + seq + "^" + (i.field > 0 ? std::to_string(i.field) : "") + "^" +
+           std::to_string(code) + "&" + std::string(describe(i.code)) + "&HL70357|" + where + "|" +
+           std::to_string(code) + "^" + std::string(describe(i.code)) + "^HL70357|E||||" +
+           esc(i.message.substr(0, 400)) + "\r";
   }
   return out;
 }

@@ -88,7 +88,14 @@ struct Context {
   const Hl7Options& options;
   Hl7Mapped& out;
   core::Provenance provenance;
+  std::string patient;  // the patient of the current PID group ("" when its PID-3 has no usable identifier)
 };
+
+// A PID segment starts a patient group: the results or doses after it are that patient's.
+void enter_patient_group(Context& c, std::size_t seg) {
+  c.patient = pick_identifier(c.m, seg, 3, c.options);
+  if (c.patient.size() > kMaxIdBytes) c.patient.clear();
+}
 
 core::Code code_of(const Context& c, std::size_t seg, int field, int first_component) {
   const std::string code(trim(c.m.text(seg, field, 0, first_component)));
@@ -101,7 +108,7 @@ void map_obx(Context& c, std::size_t seg, const std::string& order_id, std::stri
   const std::string status_code(trim(m.raw(seg, 11)));
   core::Observation o;
   o.provenance = c.provenance;
-  o.patient = c.out.patient;
+  o.patient = c.patient;
   if (status_code == "X" || status_code == "O" || status_code == "N") {  // no result, order detail, not asked
     ++c.out.ignored_results;
     return;
@@ -139,6 +146,11 @@ void map_obx(Context& c, std::size_t seg, const std::string& order_id, std::stri
     c.out.issues.push_back(issue(m, seg, 3, 0, Hl7Error::data_type, "OBX-3 is too long"));
     return;
   }
+  const bool no_value = trim(m.raw(seg, 5)).empty() || m.is_null(hl7::Position{seg, 5});
+  if (no_value && o.status == core::ObservationStatus::preliminary) {
+    ++c.out.ignored_results;  // "in the lab, no result yet": nothing to store, whatever its time
+    return;
+  }
   const std::string sub_id(trim(m.text(seg, 4)));
   o.id = c.out.sending_facility + "|" + order_id + "|" + o.code.code + "|" + sub_id;
 
@@ -172,6 +184,10 @@ void map_obx(Context& c, std::size_t seg, const std::string& order_id, std::stri
       c.out.issues.push_back(issue(m, seg, 5, 0, Hl7Error::required_field_missing, "OBX-5 (the value) is empty"));
       return;
     }
+  } else if ((type == "NM" || type == "SN") && m.repetitions(seg, 5) > 1) {
+    c.out.issues.push_back(
+        issue(m, seg, 5, 0, Hl7Error::data_type, "OBX-5 repeats a numeric value: one result per OBX is expected"));
+    return;
   } else if (type == "NM") {
     auto v = parse_number(m.text(seg, 5));
     if (!v) {
@@ -225,7 +241,14 @@ void map_results(Context& c) {
   bool have_obr = false;
   for (std::size_t seg = 1; seg < m.segment_count(); ++seg) {
     const auto id = m.segment_id(seg);
-    if (id == "OBR") {
+    if (id == "PID") {
+      enter_patient_group(c, seg);
+      have_obr = false;
+      order_id.clear();
+    } else if (id == "OBX" && c.patient.empty()) {
+      c.out.issues.push_back(issue(m, seg, 0, 0, Hl7Error::required_field_missing,
+                                   "this OBX's patient group has no PID-3 identifier of the configured type"));
+    } else if (id == "OBR") {
       have_obr = true;
       order_id = std::string(trim(m.text(seg, 3, 0, 1)));
       if (order_id.empty()) order_id = std::string(trim(m.text(seg, 2, 0, 1)));
@@ -251,6 +274,16 @@ void map_administrations(Context& c) {
   std::string order_id;
   for (std::size_t seg = 1; seg < m.segment_count(); ++seg) {
     const auto id = m.segment_id(seg);
+    if (id == "PID") {
+      enter_patient_group(c, seg);
+      order_id.clear();
+      continue;
+    }
+    if (id == "RXA" && c.patient.empty()) {
+      c.out.issues.push_back(issue(m, seg, 0, 0, Hl7Error::required_field_missing,
+                                   "this RXA's patient group has no PID-3 identifier of the configured type"));
+      continue;
+    }
     if (id == "ORC") {
       order_id = std::string(trim(m.text(seg, 3, 0, 1)));
       if (order_id.empty()) order_id = std::string(trim(m.text(seg, 2, 0, 1)));
@@ -264,7 +297,7 @@ void map_administrations(Context& c) {
     }
     core::MedicationAdministration a;
     a.provenance = c.provenance;
-    a.patient = c.out.patient;
+    a.patient = c.patient;
     // RXA-5: a code any triplet names, else the name.
     const core::Drug* drug = nullptr;
     for (int first : {1, 4}) {
