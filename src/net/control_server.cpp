@@ -1,16 +1,13 @@
 #include "iraewatch/net/control_server.hpp"
 
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
-#include <unistd.h>
 
 #include <array>
 #include <cassert>
-#include <cerrno>
-#include <cstring>
 #include <optional>
 #include <set>
+
+#include "unix_listener.hpp"
 
 namespace iraewatch::net {
 
@@ -39,90 +36,6 @@ std::string error_line(std::string_view message) {
     out += c;
   }
   return out + "\"}\n";
-}
-
-// The Unix-socket helpers below are the same as in subscriber_server.cpp.
-
-// The socket file this process created, identified by inode so that stop() never removes a file
-// that another process has since put at the same path.
-struct SocketFile {
-  std::string path;
-  dev_t device = 0;
-  ino_t inode = 0;
-};
-
-void remove_socket_file(std::optional<SocketFile>& file) {
-  if (!file) return;
-  struct stat st {};
-  if (::lstat(file->path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == file->device &&
-      st.st_ino == file->inode) {
-    ::unlink(file->path.c_str());
-  }
-  file.reset();
-}
-
-// Makes `path` free for a new listener: nothing there, or a socket file nobody listens on (left
-// by a daemon that crashed), which is removed. A live listener or a file that is not a socket is
-// an error: neither is ours to take over.
-core::Result<void> clear_stale_socket(const std::string& path) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return {};
-    return core::fail(core::ErrorCode::io, "cannot inspect " + path + ": " + std::strerror(errno));
-  }
-  if (!S_ISSOCK(st.st_mode)) return core::fail(core::ErrorCode::io, path + " exists and is not a socket");
-  // A raw non-blocking probe: Asio's synchronous connect would wait without bound on a listener
-  // whose backlog is full.
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return core::fail(core::ErrorCode::io, std::string("cannot create a socket: ") + std::strerror(errno));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-  const int err = errno;
-  ::close(fd);
-  if (rc == 0 || err == EAGAIN || err == EINPROGRESS) {
-    return core::fail(core::ErrorCode::io, "another server is already listening on " + path);
-  }
-  if (err != ECONNREFUSED) return core::fail(core::ErrorCode::io, "cannot probe " + path + ": " + std::strerror(err));
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    return core::fail(core::ErrorCode::io, "cannot remove the stale socket " + path + ": " + std::strerror(errno));
-  }
-  return {};
-}
-
-// Binds and listens at `path` with mode 0600. The mode is set between bind and listen: until
-// listen() nobody can connect, so there is no moment when the socket is open to other users.
-core::Result<SocketFile> listen_unix(UnixProtocol::acceptor& acceptor, const std::string& path) {
-  if (path.empty()) return core::fail(core::ErrorCode::config, "no control socket path");
-  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
-    return core::fail(
-        core::ErrorCode::config,
-        "socket path too long (at most " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes): " + path);
-  }
-  if (auto cleared = clear_stale_socket(path); !cleared) return std::unexpected(cleared.error());
-  boost::system::error_code ec;
-  const UnixProtocol::endpoint endpoint(path);
-  acceptor.open(endpoint.protocol(), ec);
-  if (!ec) acceptor.bind(endpoint, ec);
-  if (ec) {
-    acceptor.close(ec);
-    return core::fail(core::ErrorCode::io, "cannot listen on " + path + ": " + ec.message());
-  }
-  struct stat st {};
-  if (::chmod(path.c_str(), 0600) != 0 || ::lstat(path.c_str(), &st) != 0) {
-    const std::string why = std::strerror(errno);
-    acceptor.close(ec);
-    ::unlink(path.c_str());
-    return core::fail(core::ErrorCode::io, "cannot restrict " + path + " to its owner: " + why);
-  }
-  acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    acceptor.close(ec);
-    ::unlink(path.c_str());
-    return core::fail(core::ErrorCode::io, "cannot listen on " + path + ": " + ec.message());
-  }
-  return SocketFile{path, st.st_dev, st.st_ino};
 }
 
 // Writes one error line to a connection past the limit and closes it, within kRefuseGrace. Like
@@ -165,7 +78,7 @@ struct Hub : std::enable_shared_from_this<Hub> {
   const ControlServerOptions options_;
   const ControlHandler handler_;
   UnixProtocol::acceptor acceptor_;
-  std::optional<SocketFile> socket_file_;
+  std::optional<UnixSocketFile> socket_file_;
   bool started_ = false;
   bool stopping_ = false;
   std::set<std::shared_ptr<Connection>> connections_;
@@ -347,6 +260,7 @@ ControlServer::~ControlServer() {
 core::Result<void> ControlServer::start() {
   State& s = *state_;
   assert(!s.started_ && "start() is called once");
+  if (s.options_.path.empty()) return core::fail(core::ErrorCode::config, "no control socket path");
   auto file = listen_unix(s.acceptor_, s.options_.path);
   if (!file) return std::unexpected(file.error());
   s.socket_file_ = std::move(*file);
