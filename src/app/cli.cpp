@@ -30,13 +30,19 @@ int run_cli(int argc, char** argv) {
                         "alert subscriber listener HOST:PORT (default 127.0.0.1:7471)");
   serve_cmd->add_option(
       "--ready-file", serve.ready_file,
-      "write {\"ndjson\":\"HOST:PORT\",\"subscribers\":…,\"control\":…,\"pid\":N} here once listening");
+      "write {\"ndjson\":\"HOST:PORT\",\"mllp\":…,\"subscribers\":…,\"control\":…,\"pid\":N} here once "
+      "listening");
 
   IngestOptions ingest;
-  auto* ingest_cmd = cli.add_subcommand("ingest", "store records from files ('-' for standard input)");
-  ingest_cmd->add_option("--format", ingest.format, "input format: ndjson (default: by file extension)");
+  auto* ingest_cmd = cli.add_subcommand(
+      "ingest",
+      "store records from NDJSON or HL7 v2 files ('-' for standard input); prints each HL7 message's ACK code");
+  ingest_cmd->add_option("--format", ingest.format,
+                         "input format: ndjson or hl7 (default: by file extension, .hl7 or .ndjson/.jsonl/.json; "
+                         "standard input: ndjson)");
   ingest_cmd->add_option("--feed", ingest.feed,
-                         "feed name that scopes record ids (default: listeners.ndjson.feed, ndjson)");
+                         "feed name that scopes record ids (default: listeners.ndjson.feed for NDJSON, "
+                         "listeners.mllp.feed for HL7)");
   ingest_cmd->add_option("files", ingest.files, "files to ingest")->required();
 
   SendOptions send;
@@ -55,8 +61,10 @@ int run_cli(int argc, char** argv) {
 
   ReplayOptions replay;
   auto* replay_cmd = cli.add_subcommand("replay", "evaluate records offline and print alert events as JSON lines");
+  replay_cmd->add_option("--format", replay.format,
+                         "input format: ndjson or hl7 (default: by file extension; standard input: ndjson)");
   replay_cmd->add_option("--feed", replay.feed, "feed name that scopes record ids");
-  replay_cmd->add_option("files", replay.files, "NDJSON files ('-' for standard input)")->required();
+  replay_cmd->add_option("files", replay.files, "NDJSON or HL7 v2 files ('-' for standard input)")->required();
 
   AlertsOptions alerts;
   auto* alerts_cmd = cli.add_subcommand("alerts", "list alerts, newest first");

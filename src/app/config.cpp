@@ -152,7 +152,9 @@ core::Result<Config> read_config(const YAML::Node& root, const std::string& path
   if (auto listeners = r.section(root, "listeners")) {
     r.keys(listeners, {"ndjson", "mllp"}, "listeners");
     if (auto n = r.section(listeners, "mllp")) {
-      r.keys(n, {"enabled", "address", "port", "feed", "max_frame_bytes", "idle_timeout_seconds", "max_connections"},
+      r.keys(n,
+             {"enabled", "address", "port", "feed", "max_frame_bytes", "idle_timeout_seconds", "max_connections",
+              "max_in_flight"},
              "listeners.mllp");
       r.get(n, "enabled", c.mllp.enabled);
       r.get(n, "address", c.mllp.address);
@@ -164,6 +166,7 @@ core::Result<Config> read_config(const YAML::Node& root, const std::string& path
       r.get_count(n, "idle_timeout_seconds", idle, 1, 86400);
       c.mllp.idle_timeout = std::chrono::seconds(idle);
       r.get_count(n, "max_connections", c.mllp.max_connections, 1, 10000);
+      r.get_count(n, "max_in_flight", c.mllp.max_in_flight, 1, 1024);
     }
     if (auto n = r.section(listeners, "ndjson")) {
       r.keys(n, {"enabled", "address", "port", "feed", "max_line_bytes", "idle_timeout_seconds", "max_connections"},

@@ -4,13 +4,30 @@
 
 namespace iraewatch::app {
 
-std::uint64_t payload_hash(std::string_view payload) {
-  std::uint64_t h = 14695981039346656037ULL;  // FNV-1a 64-bit offset basis
-  for (unsigned char c : payload) {
+namespace {
+
+constexpr std::uint64_t kFnvOffset = 14695981039346656037ULL;  // FNV-1a 64-bit offset basis
+constexpr std::uint64_t kFnvPrime = 1099511628211ULL;
+
+std::uint64_t fnv1a(std::uint64_t h, std::string_view bytes) {
+  for (unsigned char c : bytes) {
     h ^= c;
-    h *= 1099511628211ULL;
+    h *= kFnvPrime;
   }
   return h;
+}
+
+std::uint64_t segments_hash(const ingest::hl7::Message& m) {
+  std::uint64_t h = kFnvOffset;
+  for (std::size_t i = 0; i < m.segment_count(); ++i) h = fnv1a(fnv1a(h, m.segment(i)), "\r");
+  return h;
+}
+
+}  // namespace
+
+std::uint64_t payload_hash(std::string_view payload) {
+  if (auto m = ingest::hl7::Message::parse(payload)) return segments_hash(*m);
+  return fnv1a(kFnvOffset, payload);
 }
 
 Hl7Intake::Hl7Intake(const core::ConceptMap& concepts, ingest::Hl7Options options, std::string ack_facility,
@@ -48,64 +65,38 @@ std::string Hl7Intake::too_large_ack(std::string_view prefix, std::size_t limit,
                            header(m ? m->raw(0, 10) : "", now_ms));
 }
 
-core::Result<Hl7Outcome> Hl7Intake::process(store::Store& store, std::string_view payload, const std::string& source,
-                                            std::int64_t now_ms) {
-  Hl7Outcome out;
-  const std::uint64_t hash = payload_hash(payload);
-  auto reject_row = [&](std::int64_t position, std::string_view raw, core::ErrorCode code, const std::string& why) {
-    return store.apply(
-        store::Rejection{feed(), source, position, core::Error{code, why}, std::string(raw), false, now_ms});
-  };
-
-  auto message = ingest::hl7::Message::parse(payload);
+Hl7Prepared Hl7Intake::prepare(std::string payload, std::string source, std::int64_t now_ms) const {
+  Hl7Prepared p;
+  p.payload = std::move(payload);
+  p.source = std::move(source);
+  p.now_ms = now_ms;
+  auto message = ingest::hl7::Message::parse(p.payload);
   if (!message) {
     // Unreadable: kept for audit, answered AR without a control id to echo.
-    out.reason = message.error().message;
-    ingest::Hl7Issue issue{"MSH", 0, 0, 0, ingest::Hl7Error::segment_sequence, out.reason};
-    out.ack =
+    p.hash = fnv1a(kFnvOffset, p.payload);
+    p.reason = message.error().message;
+    ingest::Hl7Issue issue{"MSH", 0, 0, 0, ingest::Hl7Error::segment_sequence, p.reason};
+    p.ack =
         ingest::build_ack(nullptr, ingest::AckKind::reject, false, {issue}, "unreadable message", header("", now_ms));
-    out.ack_code = "AR";
-    out.rejected = 1;
-    if (auto r = store.insert_message(
-            {feed(), source, now_ms, "", "", "", "", hash, out.ack_code, out.ack, std::string(payload)});
-        !r)
-      return std::unexpected(r.error());
-    if (auto r = reject_row(1, payload, core::ErrorCode::invalid_input, out.reason); !r)
-      return std::unexpected(r.error());
-    return out;
+    p.ack_code = "AR";
+    return p;
   }
   const auto& m = *message;
-  ingest::Hl7Mapped mapped = mapper_.map(m, now_ms);
+  p.readable = true;
+  p.hash = segments_hash(m);
+  p.mapped = mapper_.map(m, now_ms);
+  auto& mapped = p.mapped;
 
   if (!mapped.control_id.empty()) {
-    auto seen = store.find_message(feed(), mapped.sending_application, mapped.sending_facility, mapped.control_id);
-    if (!seen) return std::unexpected(seen.error());
-    if (*seen) {
-      if ((*seen)->payload_hash == hash) {
-        out.ack = (*seen)->ack;
-        out.ack_code = (*seen)->ack_code;
-        out.repeat = true;
-        return out;
-      }
-      // Same key, other content: refused, and kept as rejected input.
-      mapped.records.clear();
-      mapped.issues.clear();
-      mapped.rejection = ingest::Hl7Issue{"MSH",
-                                          0,
-                                          10,
-                                          0,
-                                          ingest::Hl7Error::duplicate_key,
-                                          "MSH-10 control id was already used by a different message from this sender"};
-      out.reason = mapped.rejection->message;
-      const auto kind = ingest::AckKind::reject;
-      out.ack = ingest::build_ack(&m, kind, mapped.enhanced_ack, {*mapped.rejection}, "duplicate control id",
-                                  header(mapped.control_id, now_ms));
-      out.ack_code = std::string(ingest::ack_code(kind, mapped.enhanced_ack));
-      out.rejected = 1;
-      if (auto r = reject_row(1, payload, core::ErrorCode::invalid_input, out.reason); !r)
-        return std::unexpected(r.error());
-      return out;
-    }
+    // Same key as a stored message, other content: refused, and kept as rejected input.
+    const ingest::Hl7Issue reused{"MSH",
+                                  0,
+                                  10,
+                                  0,
+                                  ingest::Hl7Error::duplicate_key,
+                                  "MSH-10 control id was already used by a different message from this sender"};
+    p.duplicate_ack = ingest::build_ack(&m, ingest::AckKind::reject, mapped.enhanced_ack, {reused},
+                                        "duplicate control id", header(mapped.control_id, now_ms));
   }
 
   const auto kind = ingest::ack_kind(mapped);
@@ -115,37 +106,99 @@ core::Result<Hl7Outcome> Hl7Intake::process(store::Store& store, std::string_vie
                            : mapped.issues.empty()
                                ? std::string()
                                : std::to_string(mapped.issues.size()) + " segment(s) not used; see ERR";
-  out.ack = ingest::build_ack(&m, kind, mapped.enhanced_ack, errs, text, header(mapped.control_id, now_ms));
-  out.ack_code = std::string(ingest::ack_code(kind, mapped.enhanced_ack));
+  p.ack = ingest::build_ack(&m, kind, mapped.enhanced_ack, errs, text, header(mapped.control_id, now_ms));
+  p.ack_code = std::string(ingest::ack_code(kind, mapped.enhanced_ack));
+  if (mapped.rejection) {
+    p.reason = mapped.rejection->message;
+  } else {
+    for (const auto& issue : mapped.issues) {
+      if (p.reason.empty()) p.reason = issue.message;
+      // "OBX-6: ..." unless the message already starts by naming its segment.
+      std::string reason = issue.message;
+      if (!reason.starts_with(issue.segment_id + "-"))
+        reason = issue.segment_id + "-" + std::to_string(issue.field) + ": " + reason;
+      const std::size_t unused = issue.unused_segment.value_or(issue.segment_index);
+      p.rejected_segments.push_back(
+          {static_cast<std::int64_t>(unused + 1), std::move(reason), std::string(m.segment(unused))});
+    }
+  }
+  return p;
+}
+
+core::Result<Hl7Outcome> Hl7Intake::process(store::Store& store, std::string_view payload, const std::string& source,
+                                            std::int64_t now_ms) {
+  auto prepared = prepare(std::string(payload), source, now_ms);
+  return commit(store, prepared);
+}
+
+core::Result<Hl7Outcome> Hl7Intake::commit(store::Store& store, Hl7Prepared& p) {
+  Hl7Outcome out;
+  auto& mapped = p.mapped;
+  auto reject_row = [&](std::string_view reason) {
+    return store.apply(store::Rejection{feed(), p.source, 1,
+                                        core::Error{core::ErrorCode::invalid_input, std::string(reason)}, p.payload,
+                                        false, p.now_ms});
+  };
+
+  if (!p.readable) {
+    out.ack = p.ack;
+    out.ack_code = p.ack_code;
+    out.reason = p.reason;
+    out.rejected = 1;
+    if (auto r = store.insert_message(
+            {feed(), p.source, p.now_ms, "", "", "", "", p.hash, out.ack_code, out.ack, p.payload});
+        !r)
+      return std::unexpected(r.error());
+    if (auto r = reject_row(out.reason); !r) return std::unexpected(r.error());
+    return out;
+  }
+
+  if (!mapped.control_id.empty()) {
+    auto seen = store.find_message(feed(), mapped.sending_application, mapped.sending_facility, mapped.control_id);
+    if (!seen) return std::unexpected(seen.error());
+    if (*seen) {
+      if ((*seen)->payload_hash == p.hash) {
+        out.ack = (*seen)->ack;
+        out.ack_code = (*seen)->ack_code;
+        out.repeat = true;
+        return out;
+      }
+      out.reason = "MSH-10 control id was already used by a different message from this sender";
+      out.ack = p.duplicate_ack;
+      out.ack_code = std::string(ingest::ack_code(ingest::AckKind::reject, mapped.enhanced_ack));
+      out.rejected = 1;
+      if (auto r = reject_row(out.reason); !r) return std::unexpected(r.error());
+      return out;
+    }
+  }
+
+  out.ack = p.ack;
+  out.ack_code = p.ack_code;
+  out.reason = p.reason;
   out.ignored = mapped.ignored_results;
-  if (auto r = store.insert_message({feed(), source, now_ms, mapped.sending_application, mapped.sending_facility,
-                                     mapped.control_id, mapped.message_type, hash, out.ack_code, out.ack,
-                                     std::string(payload)});
+  if (auto r = store.insert_message({feed(), p.source, p.now_ms, mapped.sending_application, mapped.sending_facility,
+                                     mapped.control_id, mapped.message_type, p.hash, out.ack_code, out.ack, p.payload});
       !r)
     return std::unexpected(r.error());
 
-  const std::string where = source + " " + mapped.control_id;
   if (mapped.rejection) {
-    out.reason = mapped.rejection->message;
     out.rejected = 1;
-    if (auto r = reject_row(1, payload, core::ErrorCode::invalid_input, out.reason); !r)
-      return std::unexpected(r.error());
+    if (auto r = reject_row(out.reason); !r) return std::unexpected(r.error());
     return out;
   }
-  for (const auto& issue : mapped.issues) {
+  const std::string where = p.source + " " + mapped.control_id;
+  for (const auto& seg : p.rejected_segments) {
     ++out.rejected;
-    if (out.reason.empty()) out.reason = issue.message;
-    if (auto r = store.apply(
-            store::Rejection{feed(), where, static_cast<std::int64_t>(issue.segment_index + 1),
-                             core::Error{core::ErrorCode::invalid_input,
-                                         issue.segment_id + "-" + std::to_string(issue.field) + ": " + issue.message},
-                             std::string(m.segment(issue.segment_index)), false, now_ms});
+    if (auto r = store.apply(store::Rejection{feed(), where, seg.position,
+                                              core::Error{core::ErrorCode::invalid_input, seg.reason}, seg.raw, false,
+                                              p.now_ms});
         !r)
       return std::unexpected(r.error());
   }
   std::vector<store::WriteItem> items;
   items.reserve(mapped.records.size());
   for (auto& r : mapped.records) items.emplace_back(std::move(r));
+  mapped.records.clear();
   std::vector<store::WriteOutcome> outcomes;
   outcomes.reserve(items.size());
   for (const auto& item : items) {
@@ -161,12 +214,12 @@ core::Result<Hl7Outcome> Hl7Intake::process(store::Store& store, std::string_vie
     if (auto r = alerting_->after_apply(store, items, outcomes); !r) return std::unexpected(r.error());
 
   if (mapped.kind == ingest::Hl7Mapped::Kind::patient_update) {
-    if (auto r = store.touch_patient(mapped.patient, now_ms); !r) return std::unexpected(r.error());
+    if (auto r = store.touch_patient(mapped.patient, p.now_ms); !r) return std::unexpected(r.error());
   } else if (mapped.kind == ingest::Hl7Mapped::Kind::patient_merge) {
     if (alerting_) {
       if (auto r = alerting_->merge_patients(store, mapped.merged_patient, mapped.patient); !r)
         return std::unexpected(r.error());
-    } else if (auto r = store.merge_patient(mapped.merged_patient, mapped.patient, now_ms); !r) {
+    } else if (auto r = store.merge_patient(mapped.merged_patient, mapped.patient, p.now_ms); !r) {
       return std::unexpected(r.error());
     }
   }

@@ -24,29 +24,15 @@ namespace {
 
 constexpr std::size_t kLinesPerBatch = 2000;
 
-std::string format_of(const std::string& file, const std::string& forced) {
-  if (!forced.empty()) return forced;
-  if (file == "-") return "ndjson";
-  if (file.size() >= 4 && file.compare(file.size() - 4, 4, ".hl7") == 0) return "hl7";
-  for (const char* ext : {".ndjson", ".jsonl", ".json"}) {
-    const std::string e(ext);
-    if (file.size() >= e.size() && file.compare(file.size() - e.size(), e.size(), e) == 0) return "ndjson";
-  }
-  return "";
-}
-
 // Every message of an .hl7 file through the same path as the MLLP listener; prints each ACK code.
 // Returns 0, 2 (unreadable file) or 3 (the store failed).
 int ingest_hl7_file(const std::string& file, Hl7Intake& hl7, store::Writer& writer, BatchCounts& totals) {
-  std::string text;
-  {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-      std::fprintf(stderr, "iraewatch: cannot read '%s'\n", file.c_str());
-      return 2;
-    }
-    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  auto read = read_whole(file);
+  if (!read) {
+    std::fprintf(stderr, "iraewatch: %s\n", read.error().message.c_str());
+    return 2;
   }
+  const std::string text = std::move(*read);
   auto messages = ingest::hl7::split_messages(text);
   if (!messages) {
     std::fprintf(stderr, "%s: error: %s\n", file.c_str(), messages.error().message.c_str());
@@ -123,7 +109,7 @@ int run_ingest(const Config& config_in, const IngestOptions& options) {
     return 2;
   }
   for (const auto& file : options.files) {
-    if (format_of(file, options.format).empty()) {
+    if (input_format(file, options.format).empty()) {
       std::fprintf(stderr, "iraewatch: cannot tell the format of '%s' from its name; use --format ndjson or hl7\n",
                    file.c_str());
       return 2;
@@ -179,7 +165,7 @@ int run_ingest(const Config& config_in, const IngestOptions& options) {
   if (!options.feed.empty()) hl7_opts.feed = options.feed;
   Hl7Intake hl7(rule_set->concepts, hl7_opts, config.hl7.facility, alerting->get());
   for (const auto& file : options.files) {
-    if (format_of(file, options.format) == "hl7") {
+    if (input_format(file, options.format) == "hl7") {
       const auto r = ingest_hl7_file(file, hl7, writer, totals);
       if (r == 2) return 2;
       if (r == 3) {

@@ -81,15 +81,12 @@ class ChunkQueue {
 // as errors of "line" N = the message's number in the file.
 // Returns false when the file cannot be read (the queue then has its last chunk).
 bool read_hl7_file(const std::string& file, const ingest::Hl7Mapper& mapper, ChunkQueue& queue) {
-  std::string text;
-  {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-      queue.push(Chunk{file, {}, "cannot read '" + file + "'", true});
-      return false;
-    }
-    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  auto read = read_whole(file);
+  if (!read) {
+    queue.push(Chunk{file, {}, read.error().message, true});
+    return false;
   }
+  const std::string text = std::move(*read);
   Chunk chunk{file, {}, "", false};
   auto messages = ingest::hl7::split_messages(text);
   if (!messages) {
@@ -123,10 +120,10 @@ bool read_hl7_file(const std::string& file, const ingest::Hl7Mapper& mapper, Chu
   return true;
 }
 
-void read_files(const std::vector<std::string>& files, const ingest::NdjsonParser& parser,
+void read_files(const std::vector<std::string>& files, const std::string& format, const ingest::NdjsonParser& parser,
                 const ingest::Hl7Mapper& mapper, const core::Provenance& provenance, ChunkQueue& queue) {
   for (const auto& file : files) {
-    if (file.size() >= 4 && file.compare(file.size() - 4, 4, ".hl7") == 0) {
+    if (input_format(file, format) == "hl7") {
       if (!read_hl7_file(file, mapper, queue)) return;
       continue;
     }
@@ -153,6 +150,10 @@ void read_files(const std::vector<std::string>& files, const ingest::NdjsonParse
 }  // namespace
 
 int run_replay(const Config& config, const ReplayOptions& options) {
+  if (!options.format.empty() && options.format != "ndjson" && options.format != "hl7") {
+    std::fprintf(stderr, "iraewatch: unknown format '%s' (supported: ndjson, hl7)\n", options.format.c_str());
+    return 2;
+  }
   auto rule_set = load_rules_or_report(config);
   if (!rule_set) return 2;
   engine::Engine engine(rule_set);
@@ -166,7 +167,7 @@ int run_replay(const Config& config, const ReplayOptions& options) {
   auto hl7_opts = hl7_options(config);
   if (!options.feed.empty()) hl7_opts.feed = options.feed;
   const ingest::Hl7Mapper mapper(rule_set->concepts, hl7_opts);
-  std::thread reader([&] { read_files(options.files, parser, mapper, provenance, queue); });
+  std::thread reader([&] { read_files(options.files, options.format, parser, mapper, provenance, queue); });
 
   std::size_t records = 0, duplicates = 0, rejected = 0;
   std::map<std::string, std::map<std::string, std::size_t>> by_rule;  // rule (or signal) -> event -> count

@@ -249,19 +249,22 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
       reply(hl7.too_large_ack(frame.payload, config.mllp.max_frame_bytes, core::wall_clock_ms()));
       return;
     }
+    // Parsing, mapping and the ACK text are done here, on the listener's thread; the writer's task
+    // does only the store work.
+    auto prepared = std::make_shared<Hl7Prepared>(
+        hl7.prepare(std::move(frame.payload), std::move(frame.peer), core::wall_clock_ms()));
     auto outcome =
         std::make_shared<core::Result<Hl7Outcome>>(core::fail(core::ErrorCode::store_unavailable, "not run"));
-    auto payload = std::make_shared<std::string>(std::move(frame.payload));
     writer.submit_task(
-        [&hl7, outcome, payload, peer = frame.peer](store::Store& s) -> core::Result<void> {
-          *outcome = hl7.process(s, *payload, peer, core::wall_clock_ms());
+        [&hl7, outcome, prepared](store::Store& s) -> core::Result<void> {
+          *outcome = hl7.commit(s, *prepared);
           if (!*outcome) return std::unexpected(outcome->error());
           return {};
         },
-        [&hl7, outcome, payload, reply = std::move(reply)](core::Result<void> committed) mutable {
+        [&hl7, outcome, prepared, reply = std::move(reply)](core::Result<void> committed) mutable {
           if (!committed) {
             spdlog::error("an HL7 message was not stored: {}", committed.error().message);
-            reply(hl7.not_stored_ack(*payload, committed.error().message, core::wall_clock_ms()));
+            reply(hl7.not_stored_ack(prepared->payload, committed.error().message, core::wall_clock_ms()));
             return;
           }
           const auto& o = **outcome;
@@ -274,7 +277,7 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
       io,
       net::MllpServerOptions{config.mllp.address, config.mllp.port, config.mllp.max_frame_bytes,
                              std::chrono::duration_cast<std::chrono::milliseconds>(config.mllp.idle_timeout),
-                             std::chrono::seconds(30), config.mllp.max_connections, 8},
+                             std::chrono::seconds(30), config.mllp.max_connections, config.mllp.max_in_flight},
       mllp_handler);
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);

@@ -103,7 +103,7 @@ core::Code code_of(const Context& c, std::size_t seg, int field, int first_compo
   return core::Code{system.empty() ? "" : c.concepts.system_uri(system), code};
 }
 
-void map_obx(Context& c, std::size_t seg, const std::string& order_id, std::string_view obr_time) {
+void map_obx(Context& c, std::size_t seg, const std::string& order_id, std::size_t obr_seg, std::string_view obr_time) {
   const Message& m = c.m;
   const std::string status_code(trim(m.raw(seg, 11)));
   core::Observation o;
@@ -164,8 +164,14 @@ void map_obx(Context& c, std::size_t seg, const std::string& order_id, std::stri
   }
   auto t = parse_hl7_time(when, c.options.default_offset_min);
   if (!t) {
-    c.out.issues.push_back(issue(m, seg, obx_time.empty() ? 7 : 14, 0, Hl7Error::data_type,
-                                 std::string(obx_time.empty() ? "OBR-7: " : "OBX-14: ") + t.error().message));
+    if (obx_time.empty()) {
+      // The bad time is the OBR's: the ERR points there, and this OBX is what is not used.
+      auto bad = issue(m, obr_seg, 7, 0, Hl7Error::data_type, "OBR-7 (used for this OBX): " + t.error().message);
+      bad.unused_segment = seg;
+      c.out.issues.push_back(std::move(bad));
+    } else {
+      c.out.issues.push_back(issue(m, seg, 14, 0, Hl7Error::data_type, "OBX-14: " + t.error().message));
+    }
     return;
   }
   o.time = *t;
@@ -238,6 +244,7 @@ void map_results(Context& c) {
   const Message& m = c.m;
   std::string order_id;
   std::string_view obr_time;
+  std::size_t obr_seg = 0;
   bool have_obr = false;
   for (std::size_t seg = 1; seg < m.segment_count(); ++seg) {
     const auto id = m.segment_id(seg);
@@ -250,6 +257,7 @@ void map_results(Context& c) {
                                    "this OBX's patient group has no PID-3 identifier of the configured type"));
     } else if (id == "OBR") {
       have_obr = true;
+      obr_seg = seg;
       order_id = std::string(trim(m.text(seg, 3, 0, 1)));
       if (order_id.empty()) order_id = std::string(trim(m.text(seg, 2, 0, 1)));
       obr_time = trim(m.raw(seg, 7, 0, 1));
@@ -263,7 +271,7 @@ void map_results(Context& c) {
         c.out.issues.push_back(issue(m, seg, 0, 0, Hl7Error::required_field_missing,
                                      "this OBX belongs to an OBR without an order number"));
       } else {
-        map_obx(c, seg, order_id, obr_time);
+        map_obx(c, seg, order_id, obr_seg, obr_time);
       }
     }
   }

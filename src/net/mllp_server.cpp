@@ -191,6 +191,7 @@ class MllpServer::Session : public std::enable_shared_from_this<Session> {
   // One frame handed to the handler, and its reply once it comes back.
   struct Pending {
     bool done = false;
+    std::size_t bytes = 0;  // the frame's size, counted against max_in_flight_bytes until answered
     std::string reply;
   };
 
@@ -234,6 +235,8 @@ class MllpServer::Session : public std::enable_shared_from_this<Session> {
 
   void submit(ParsedFrame frame) {
     auto pending = std::make_shared<Pending>();
+    pending->bytes = frame.payload.size();
+    pending_bytes_ += pending->bytes;
     pending_.push_back(pending);
     config_->handler(MllpFrame{peer_, ++frame_number_, std::move(frame.payload), frame.too_large},
                      Reply(shared_from_this(), std::move(pending)));
@@ -267,8 +270,12 @@ class MllpServer::Session : public std::enable_shared_from_this<Session> {
       last_activity_ = now;
       parser.feed(std::string_view(buf.data(), n), now - started > kTrailerGrace, frames);
       while (!frames.empty()) {
-        // Backpressure: past max_in_flight unanswered frames, nothing more is read or handed over.
-        while (pending_.size() >= max_in_flight_ && !stopping_ && !replies_done_) co_await wait(read_wake_);
+        // Backpressure: past max_in_flight unanswered frames, or max_in_flight_bytes of them (one
+        // frame is always allowed), nothing more is read or handed over.
+        while ((pending_.size() >= max_in_flight_ ||
+                (!pending_.empty() && pending_bytes_ >= config_->options.max_in_flight_bytes)) &&
+               !stopping_ && !replies_done_)
+          co_await wait(read_wake_);
         if (stopping_ || replies_done_) co_return;
         submit(std::move(frames.front()));
         frames.pop_front();
@@ -287,6 +294,7 @@ class MllpServer::Session : public std::enable_shared_from_this<Session> {
       while (!pending_.empty() && pending_.front()->done) {
         const auto& reply = pending_.front()->reply;
         if (!reply.empty()) out += framed(reply);  // an empty reply writes nothing but still counts
+        pending_bytes_ -= pending_.front()->bytes;
         pending_.pop_front();
         answered = true;
       }
@@ -384,6 +392,7 @@ class MllpServer::Session : public std::enable_shared_from_this<Session> {
   asio::steady_timer reply_wake_;  // wakes the reply loop when a frame is answered
   const std::shared_ptr<const MllpConfig> config_;
   const std::size_t max_in_flight_;
+  std::size_t pending_bytes_ = 0;  // the sizes of the frames in pending_
   std::string peer_;
   std::uint64_t frame_number_ = 0;
   std::deque<std::shared_ptr<Pending>> pending_;  // handed over, reply not yet taken for writing

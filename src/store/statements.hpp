@@ -17,9 +17,7 @@ struct Store::Statements {
         rollback(db, "ROLLBACK"),
         find_patient(db, "SELECT id FROM patients WHERE patient_key = ?1"),
         insert_patient(db, "INSERT INTO patients (patient_key, first_seen_ms) VALUES (?1, ?2)"),
-        obs_same_content(
-            db, "SELECT version FROM observations WHERE feed = ?1 AND record_id = ?2 AND content_hash = ?3 LIMIT 1"),
-        obs_max_version(db, "SELECT max(version) FROM observations WHERE feed = ?1 AND record_id = ?2"),
+        obs_versions(db, "SELECT version, content_hash FROM observations WHERE feed = ?1 AND record_id = ?2"),
         obs_retire(db, "UPDATE observations SET is_current = 0 WHERE feed = ?1 AND record_id = ?2 AND is_current = 1"),
         obs_insert(db,
                    "INSERT INTO observations (feed, record_id, version, is_current, patient_id, code_system, code, "
@@ -27,9 +25,7 @@ struct Store::Statements {
                    "event_offset_min, status, ref_low, ref_high, ref_from_sender, baseline, message_id, received_ms, "
                    "content_hash) VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
                    "?17, ?18, ?19, ?20, ?21, ?22)"),
-        med_same_content(
-            db, "SELECT version FROM administrations WHERE feed = ?1 AND record_id = ?2 AND content_hash = ?3 LIMIT 1"),
-        med_max_version(db, "SELECT max(version) FROM administrations WHERE feed = ?1 AND record_id = ?2"),
+        med_versions(db, "SELECT version, content_hash FROM administrations WHERE feed = ?1 AND record_id = ?2"),
         med_retire(db,
                    "UPDATE administrations SET is_current = 0 WHERE feed = ?1 AND record_id = ?2 AND is_current = 1"),
         med_insert(db,
@@ -60,14 +56,25 @@ struct Store::Statements {
                            "actor, note, clock_ms, recorded_ms, data_time, line, text FROM alert_events "
                            "WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
         alert_lines_after(db, "SELECT seq, line FROM alert_events WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
-        last_alert_seq(db, "SELECT coalesce(max(seq), 0) FROM alert_events") {}
+        last_alert_seq(db, "SELECT coalesce(max(seq), 0) FROM alert_events"),
+        // `control_id <> ''` lets SQLite use the partial unique index inbound_messages_key.
+        find_message(db,
+                     "SELECT source, received_ms, message_type, payload_hash, ack_code, ack FROM inbound_messages "
+                     "WHERE feed = ?1 AND sending_application = ?2 AND sending_facility = ?3 AND control_id = ?4 "
+                     "AND control_id <> ''"),
+        insert_message(db,
+                       "INSERT INTO inbound_messages (feed, source, received_ms, sending_application, "
+                       "sending_facility, control_id, message_type, payload_hash, ack_code, ack, raw) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)") {}
 
   Statement begin, commit, rollback;
   Statement find_patient, insert_patient;
-  Statement obs_same_content, obs_max_version, obs_retire, obs_insert;
-  Statement med_same_content, med_max_version, med_retire, med_insert;
+  // The versions of one record (the UNIQUE (feed, record_id, version) index finds them).
+  Statement obs_versions, obs_retire, obs_insert;
+  Statement med_versions, med_retire, med_insert;
   Statement insert_rejected;
   Statement save_alert, insert_alert_event, alert_events_after, alert_lines_after, last_alert_seq;
+  Statement find_message, insert_message;
   // Patients known to be committed, and those added by the open transaction.
   std::unordered_map<std::string, std::int64_t> patients, pending_patients;
 };

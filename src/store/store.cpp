@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -68,6 +69,10 @@ core::Result<std::unique_ptr<Store>> Store::open(const std::string& data_dir, St
   if (!options.create && !std::filesystem::exists(path))
     return fail(ErrorCode::io, "no database at '" + path + "' (check --data-dir)");
   if (auto ok = prepare_files(data_dir, path); !ok) return std::unexpected(ok.error());
+  // Memory statistics cost a global mutex on every SQLite allocation; nothing here reads them.
+  // Only possible before SQLite initialises (later it is refused, harmlessly).
+  static const bool memstatus_off = [] { return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK; }();
+  (void)memstatus_off;
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
     auto err = sqlite_error(db, "cannot open database '" + path + "'");
@@ -193,30 +198,38 @@ core::Result<std::int64_t> Store::patient_id(const std::string& key, std::int64_
 
 namespace {
 
-// Shared identity logic for both record tables: same content again is a duplicate; otherwise the
-// record becomes the next version and the earlier current version is retired (kept for audit).
-core::Result<std::optional<int>> existing_version(Statement& same_content, const std::string& feed,
-                                                  const std::string& id, std::uint64_t hash) {
-  same_content.bind(1, feed).bind(2, id).bind(3, hash_column(hash));
-  auto row = same_content.step();
-  if (!row) return std::unexpected(row.error());
-  std::optional<int> version;
-  if (*row) version = static_cast<int>(same_content.int64(0));
-  same_content.reset();
-  return version;
-}
+// Shared identity logic for both record tables: the same content as any stored version is a
+// duplicate of it; otherwise the record becomes the next version and the earlier current version
+// is retired (kept for audit). One index lookup reads every version of the record.
+struct Identity {
+  bool duplicate = false;
+  int version = 1;  // the duplicate's version, or the new one
+};
 
-core::Result<int> next_version(Statement& max_version, Statement& retire, const std::string& feed,
-                               const std::string& id) {
-  max_version.bind(1, feed).bind(2, id);
-  auto row = max_version.step();
-  if (!row) return std::unexpected(row.error());
-  const int version = *row && !max_version.is_null(0) ? static_cast<int>(max_version.int64(0)) + 1 : 1;
-  max_version.reset();
-  if (version > 1) {
+core::Result<Identity> identify(Statement& versions, Statement& retire, const std::string& feed, const std::string& id,
+                                std::uint64_t hash) {
+  versions.bind(1, feed).bind(2, id);
+  Identity out;
+  int max_version = 0;
+  const std::int64_t wanted = hash_column(hash);
+  for (;;) {
+    auto row = versions.step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    const int v = static_cast<int>(versions.int64(0));
+    if (versions.int64(1) == wanted) {
+      out.duplicate = true;
+      out.version = v;
+    }
+    max_version = std::max(max_version, v);
+  }
+  versions.reset();
+  if (out.duplicate) return out;
+  out.version = max_version + 1;
+  if (max_version > 0) {
     if (auto r = retire.bind(1, feed).bind(2, id).run(); !r) return std::unexpected(r.error());
   }
-  return version;
+  return out;
 }
 
 }  // namespace
@@ -224,15 +237,14 @@ core::Result<int> next_version(Statement& max_version, Statement& retire, const 
 core::Result<WriteOutcome> Store::apply_observation(const core::Observation& o) {
   const std::uint64_t hash = core::content_hash(core::Record(o));
   auto& s = *stmts_;
-  auto existing = existing_version(s.obs_same_content, o.provenance.feed, o.id, hash);
-  if (!existing) return std::unexpected(existing.error());
-  if (*existing) return WriteOutcome{WriteOutcome::Kind::duplicate, **existing};
-  auto version = next_version(s.obs_max_version, s.obs_retire, o.provenance.feed, o.id);
-  if (!version) return std::unexpected(version.error());
+  auto identity = identify(s.obs_versions, s.obs_retire, o.provenance.feed, o.id, hash);
+  if (!identity) return std::unexpected(identity.error());
+  if (identity->duplicate) return WriteOutcome{WriteOutcome::Kind::duplicate, identity->version};
+  const int version = identity->version;
   auto patient = patient_id(o.patient, o.provenance.received_ms);
   if (!patient) return std::unexpected(patient.error());
   auto& ins = s.obs_insert;
-  ins.bind(1, o.provenance.feed).bind(2, o.id).bind(3, std::int64_t{*version}).bind(4, *patient);
+  ins.bind(1, o.provenance.feed).bind(2, o.id).bind(3, std::int64_t{version}).bind(4, *patient);
   ins.bind(5, o.code.system).bind(6, o.code.code).bind_text_or_null(7, o.concept_name);
   ins.bind(8, o.value);
   if (o.value)
@@ -245,26 +257,25 @@ core::Result<WriteOutcome> Store::apply_observation(const core::Observation& o) 
   ins.bind(19, std::int64_t{o.baseline}).bind_text_or_null(20, o.provenance.message_id);
   ins.bind(21, o.provenance.received_ms).bind(22, hash_column(hash));
   if (auto r = ins.run(); !r) return std::unexpected(r.error());
-  return WriteOutcome{WriteOutcome::Kind::stored, *version};
+  return WriteOutcome{WriteOutcome::Kind::stored, version};
 }
 
 core::Result<WriteOutcome> Store::apply_medication(const core::MedicationAdministration& m) {
   const std::uint64_t hash = core::content_hash(core::Record(m));
   auto& s = *stmts_;
-  auto existing = existing_version(s.med_same_content, m.provenance.feed, m.id, hash);
-  if (!existing) return std::unexpected(existing.error());
-  if (*existing) return WriteOutcome{WriteOutcome::Kind::duplicate, **existing};
-  auto version = next_version(s.med_max_version, s.med_retire, m.provenance.feed, m.id);
-  if (!version) return std::unexpected(version.error());
+  auto identity = identify(s.med_versions, s.med_retire, m.provenance.feed, m.id, hash);
+  if (!identity) return std::unexpected(identity.error());
+  if (identity->duplicate) return WriteOutcome{WriteOutcome::Kind::duplicate, identity->version};
+  const int version = identity->version;
   auto patient = patient_id(m.patient, m.provenance.received_ms);
   if (!patient) return std::unexpected(patient.error());
   auto& ins = s.med_insert;
-  ins.bind(1, m.provenance.feed).bind(2, m.id).bind(3, std::int64_t{*version}).bind(4, *patient);
+  ins.bind(1, m.provenance.feed).bind(2, m.id).bind(3, std::int64_t{version}).bind(4, *patient);
   ins.bind(5, m.drug.system).bind(6, m.drug.code).bind_text_or_null(7, m.ici).bind_text_or_null(8, m.ici_class);
   ins.bind(9, m.time.utc_ms).bind(10, std::int64_t{m.time.offset_min}).bind(11, core::to_string(m.status));
   ins.bind_text_or_null(12, m.provenance.message_id).bind(13, m.provenance.received_ms).bind(14, hash_column(hash));
   if (auto r = ins.run(); !r) return std::unexpected(r.error());
-  return WriteOutcome{WriteOutcome::Kind::stored, *version};
+  return WriteOutcome{WriteOutcome::Kind::stored, version};
 }
 
 core::Result<WriteOutcome> Store::apply_rejection(const Rejection& r) {

@@ -211,7 +211,7 @@ core::Result<std::vector<PatientRecordRow>> Store::records_of_patient(const std:
       char buf[64];
       std::snprintf(buf, sizeof buf, "%g", st.real(8));
       r.value = buf;
-      if (!st.text(10).empty()) r.value += " " + st.text(10);
+      if (!st.text(10).empty()) r.value.append(" ").append(st.text(10));
     } else {
       r.value = st.text(9);
     }
@@ -224,9 +224,9 @@ core::Result<std::vector<PatientRecordRow>> Store::records_of_patient(const std:
 core::Result<std::optional<InboundMessage>> Store::find_message(const std::string& feed, const std::string& application,
                                                                 const std::string& facility,
                                                                 const std::string& control_id) {
-  Statement s(db_,
-              "SELECT source, received_ms, message_type, payload_hash, ack_code, ack FROM inbound_messages "
-              "WHERE feed = ?1 AND sending_application = ?2 AND sending_facility = ?3 AND control_id = ?4");
+  if (control_id.empty()) return std::optional<InboundMessage>{};  // no key: never a resend
+  Statement& s = stmts_->find_message;
+  s.reset();
   s.bind(1, feed).bind(2, application).bind(3, facility).bind(4, control_id);
   auto row = s.step();
   if (!row) return std::unexpected(row.error());
@@ -242,14 +242,13 @@ core::Result<std::optional<InboundMessage>> Store::find_message(const std::strin
   m.payload_hash = static_cast<std::uint64_t>(s.int64(3));
   m.ack_code = s.text(4);
   m.ack = s.text(5);
+  s.reset();
   return std::optional<InboundMessage>{std::move(m)};
 }
 
 core::Result<void> Store::insert_message(const InboundMessage& m) {
-  Statement s(db_,
-              "INSERT INTO inbound_messages (feed, source, received_ms, sending_application, sending_facility, "
-              "control_id, message_type, payload_hash, ack_code, ack, raw) "
-              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+  Statement& s = stmts_->insert_message;
+  s.reset();
   s.bind(1, m.feed).bind(2, m.source).bind(3, m.received_ms).bind(4, m.sending_application);
   s.bind(5, m.sending_facility).bind(6, m.control_id).bind(7, m.message_type);
   s.bind(8, static_cast<std::int64_t>(m.payload_hash)).bind(9, m.ack_code).bind(10, m.ack).bind_blob(11, m.raw);

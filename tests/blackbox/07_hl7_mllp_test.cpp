@@ -175,3 +175,37 @@ TEST_CASE("07 every third-party sample parses or is refused with the ACK docs/hl
   CHECK_THAT(history.out, Catch::Contains(R"("version":2,"current":true)"));
   CHECK_THAT(history.out, Catch::Contains(R"("status":"corrected")"));
 }
+
+TEST_CASE("07 ingest and replay read HL7 from standard input (--format hl7 -) and from .HL7 files", "[blackbox]") {
+  // The quick start's messages: a pembrolizumab administration, then TSH and free T4 results.
+  const std::string text = testing::read_file(std::string(IRAEWATCH_SOURCE_DIR) + "/examples/messages.hl7");
+  TempDir tmp;
+
+  // Standard input: NDJSON unless told otherwise, so --format hl7.
+  auto as_ndjson = run_binary({"--data-dir", tmp.file("ndjson"), "ingest", "-"}, text);
+  CHECK(as_ndjson.exit_code == 1);  // every line refused as JSON
+  auto from_stdin = run_binary({"--data-dir", tmp.file("stdin"), "ingest", "--format", "hl7", "-"}, text);
+  INFO(from_stdin.out << from_stdin.err);
+  CHECK(from_stdin.exit_code == 0);
+  CHECK_THAT(from_stdin.out, Catch::Contains("-: message 1 ("));
+  CHECK_THAT(from_stdin.out, Catch::Contains("): AA"));
+
+  // The same messages again, from a file named in upper case: each gets its stored ACK back.
+  const std::string upper = tmp.file("TREND.HL7");
+  testing::write_file(upper, text);
+  auto from_file = run_binary({"--data-dir", tmp.file("stdin"), "ingest", upper});
+  INFO(from_file.out << from_file.err);
+  CHECK(from_file.exit_code == 0);
+  CHECK_THAT(from_file.out, Catch::Contains("(already received: stored ACK)"));
+  CHECK_THAT(from_file.out, Catch::Contains("0 new"));
+
+  // replay: the same alert events from standard input and from the file.
+  auto replay_stdin = run_binary({"replay", "--format", "hl7", "-"}, text);
+  auto replay_file = run_binary({"replay", upper});
+  CHECK(replay_stdin.exit_code == replay_file.exit_code);
+  CHECK_FALSE(replay_file.out.empty());
+  CHECK(replay_stdin.out == replay_file.out);
+  auto bad_format = run_binary({"replay", "--format", "csv", upper});
+  CHECK(bad_format.exit_code == 2);
+  CHECK_THAT(bad_format.err, Catch::Contains("unknown format 'csv'"));
+}

@@ -223,14 +223,10 @@ TEST_CASE("every third-party sample maps or is refused with the ACK docs/hl7.md 
   }
 }
 
-// docs/hl7.md says "a preliminary OBX without a value is skipped", yet its samples table says this
-// file gets AE because OBX 1 and 3 (status I, "specimen in lab; results pending", no value) have no
-// OBX-14 and no OBR-7. The mapper checks the time before it looks at the value
-// (src/ingest/hl7_mapper.cpp, map_obx: the time block precedes the empty-value block), so the same
-// pending OBX is skipped when a time is present and refused (101) when not. A pending result is not
-// an error the lab can correct: the message should get AA, with the two OBX ignored.
-TEST_CASE("lab-oru-r01-prelim-incomplete: pending OBX without a value are skipped, not refused",
-          "[ingest][hl7][!mayfail]") {
+// OBX 1 and 3 of this sample (status I, "specimen in lab; results pending") have no value, no
+// OBX-14 and no OBR-7. A pending result is not an error the lab can correct: they are skipped
+// (ignored) before their time is checked, and the message gets AA.
+TEST_CASE("lab-oru-r01-prelim-incomplete: pending OBX without a value are skipped, not refused", "[ingest][hl7]") {
   const auto mapped = map_file(kSampleDir + "lab-oru-r01-prelim-incomplete.hl7");
   CHECK(mapped.records.size() == 8);
   CHECK(mapped.issues.empty());
@@ -627,11 +623,9 @@ TEST_CASE("team-written: NM and SN values", "[ingest][hl7]") {
   }
 }
 
-// OBX-5 "4.2~4.4" with OBX-2 NM is two values where one number is expected. The mapper reads
-// repetition 0 only (src/ingest/hl7_mapper.cpp, map_obx: `m.text(seg, 5)` is the first repetition)
-// and stores 4.2: the 4.4 is dropped with no issue and no trace outside the raw message, against
-// "nothing is dropped silently" (STYLE.md). Expected: the OBX is refused (102) instead.
-TEST_CASE("team-written: a repeated NM value is refused, not cut to its first repetition", "[ingest][hl7][!mayfail]") {
+// OBX-5 "4.2~4.4" with OBX-2 NM is two values where one number is expected: the OBX is refused
+// (102), never cut to its first repetition (nothing is dropped silently).
+TEST_CASE("team-written: a repeated NM value is refused, not cut to its first repetition", "[ingest][hl7]") {
   const auto m = map_obx(Obx{.value = "4.2~4.4"});
   CHECK(m.records.empty());
   REQUIRE(m.issues.size() == 1);
@@ -759,16 +753,17 @@ TEST_CASE("team-written: OBX-14, else OBR-7; the zone, else the default offset",
   CHECK(only_issue(bad).code == Hl7Error::data_type);
 }
 
-// When OBX-14 is empty and OBR-7 is bad, the issue is placed at field 7 of the OBX segment
-// (src/ingest/hl7_mapper.cpp, map_obx: `issue(m, seg, obx_time.empty() ? 7 : 14, ...)` with the
-// OBX's index), so ERR-2 reads "OBX^4^7": OBX-7 is the reference range, not the time. The text says
-// "OBR-7: ..." but a sender's engine reads the location.
-TEST_CASE("team-written: a bad OBR-7 used for an OBX is not reported at OBX-7", "[ingest][hl7][!mayfail]") {
+// When OBX-14 is empty and OBR-7 is bad, the ERR points at the OBR's field 7 (ERR-2 "OBR^1^7"),
+// not at OBX-7 (the reference range); the OBX is what is not used, kept as rejected input.
+TEST_CASE("team-written: a bad OBR-7 used for an OBX is reported at OBR-7", "[ingest][hl7]") {
   const auto m = map_text(team_oru({Obx{.time = ""}}, "not-a-time"));
   const auto& issue = only_issue(m);
   CHECK(issue.code == Hl7Error::data_type);
   CHECK(issue.message.starts_with("OBR-7"));
-  CHECK_FALSE((issue.segment_id == "OBX" && issue.field == 7));
+  CHECK(issue.segment_id == "OBR");
+  CHECK(issue.field == 7);
+  REQUIRE(issue.unused_segment);
+  CHECK(*issue.unused_segment == issue.segment_index + 1);  // the OBX right after its OBR
 }
 
 TEST_CASE("team-written: OBX-3 codes: LOINC in the alternate triplet, local codes", "[ingest][hl7]") {
@@ -840,12 +835,10 @@ TEST_CASE("team-written: OBR order numbers and segment order", "[ingest][hl7]") 
   }
 }
 
-// ORU^R01 allows several PATIENT_RESULT groups, each with its own PID. The mapper reads the first
-// PID only (src/ingest/hl7_mapper.cpp, Hl7Mapper::map: `m.next("PID")`) and gives every OBX to
-// that patient: the second patient's results land in the first patient's history. Each result must
-// belong to the patient of its own group, or be refused; never go to another patient.
+// ORU^R01 allows several PATIENT_RESULT groups, each with its own PID: each result belongs to
+// the patient of its own group, or is refused; it never goes to another patient.
 TEST_CASE("team-written: an ORU^R01 with two patients never gives one patient's results to the other",
-          "[ingest][hl7][!mayfail]") {
+          "[ingest][hl7]") {
   const std::string text =
       "MSH|^~\\&|LAB|ONCO|IRAEWATCH|ONCO|20260301||ORU^R01^ORU_R01|T-MULTI|P|2.5.1\r"
       "PID|1||PAT-A^^^ONCO^MR\r"
@@ -1206,10 +1199,7 @@ TEST_CASE("build_ack: no message (unreadable) gives a parseable AR with an empty
 // ERL-2 (and ELD-2) "Segment Sequence" is the occurrence of that segment id in the message: the
 // 2nd OBX is OBX^2, whatever comes before it (HL7 v2.5.1 ERL; NIST's v2+ notes: "if the referenced
 // element is OBX in field position 5, that means it is the 5th OBX segment in the message").
-// build_ack writes the segment's position among all segments instead (src/ingest/hl7_ack.cpp,
-// build_ack: `std::to_string(i.segment_index + 1)`; docs/hl7.md's example shows "OBX^5^6" for the
-// 2nd OBX of oru-r01-one-bad-obx.hl7), so a sender's engine points at the wrong OBX.
-TEST_CASE("build_ack: ERR-2 counts the segment's occurrence among segments with its id", "[ingest][hl7][!mayfail]") {
+TEST_CASE("build_ack: ERR-2 counts the segment's occurrence among segments with its id", "[ingest][hl7]") {
   const auto text = messages_in(kTeamDir + "oru-r01-one-bad-obx.hl7").front();
   const auto message = parse(text);
   const auto mapped = Hl7Mapper(concepts(), {}).map(message, kReceived);

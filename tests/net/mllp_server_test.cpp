@@ -650,6 +650,40 @@ TEST_CASE("09 mllp: past max_in_flight unanswered frames the server stops handin
   CHECK(held.max_outstanding() <= 3);
 }
 
+TEST_CASE("09b mllp: past max_in_flight_bytes of unanswered frames the server stops handing frames over", "[net]") {
+  asio::io_context io;
+  auto options = test_options();
+  options.max_in_flight = 64;
+  options.max_in_flight_bytes = 2500;  // two 1,000-byte frames fit, a third does not
+  HeldReplies held;
+  net::MllpServer server(io, options, held.handler());
+  REQUIRE(server.start());
+  IoThread thread(io);
+
+  Client client(server.port());
+  std::string bytes;
+  std::vector<std::string> expected;
+  for (int i = 1; i <= 6; ++i) {
+    std::string message = numbered(i);
+    message += "|" + std::string(1000 - message.size() - 1, 'x');
+    bytes += frame(message);
+    expected.push_back("ACK:" + message);
+  }
+  client.send(bytes);
+  REQUIRE(eventually([&] { return held.calls() == 3; }));  // 2,000 bytes held < 2,500: a third is taken
+  std::this_thread::sleep_for(300ms);
+  CHECK(held.calls() == 3);  // 3,000 bytes held: nothing more until replies drain
+
+  std::vector<std::string> replies;
+  const auto until = Clock::now() + 10s;
+  while (replies.size() < 6 && Clock::now() < until) {
+    held.release_all_reversed();
+    if (auto reply = client.read_frame(50ms)) replies.push_back(std::move(*reply));
+  }
+  CHECK(replies == expected);
+  CHECK(held.max_outstanding() <= 3);
+}
+
 TEST_CASE("10 mllp: a frame past max_frame_bytes gets the handler's reply, then the connection closes", "[net]") {
   asio::io_context io;
   auto options = test_options();

@@ -62,7 +62,7 @@ TEST_CASE("opening creates an owner-only folder and database at the newest schem
   const std::string dir = tmp.file("data");
   {
     auto s = open(dir);
-    CHECK(s->schema_version() == 3);
+    CHECK(s->schema_version() == 4);
     write_one(*s, record(tsh("a", 1)));  // make the WAL exist
     struct stat st {};
     REQUIRE(::stat(dir.c_str(), &st) == 0);
@@ -73,10 +73,10 @@ TEST_CASE("opening creates an owner-only folder and database at the newest schem
       CHECK((st.st_mode & 0077) == 0);
     }
   }
-  CHECK(sqlite_int(store::Store::database_path(dir), "PRAGMA user_version") == 3);
+  CHECK(sqlite_int(store::Store::database_path(dir), "PRAGMA user_version") == 4);
   CHECK(sqlite_int(store::Store::database_path(dir), "PRAGMA journal_mode = WAL") == 0);  // returns text 'wal'
   auto again = open(dir);  // reopening migrates nothing and keeps the data
-  CHECK(again->schema_version() == 3);
+  CHECK(again->schema_version() == 4);
   CHECK(again->summary()->observations == 1);
 }
 

@@ -33,7 +33,8 @@ struct SendOptions {
 };
 
 struct ReplayOptions {
-  std::string feed;  // empty: listeners.ndjson.feed
+  std::string format;  // ndjson or hl7; empty: by each file's name (standard input: ndjson)
+  std::string feed;    // empty: listeners.ndjson.feed (NDJSON), listeners.mllp.feed (HL7)
   std::vector<std::string> files;
 };
 

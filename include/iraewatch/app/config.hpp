@@ -29,6 +29,7 @@ struct MllpListenerConfig {
   std::size_t max_frame_bytes = 4 << 20;
   std::chrono::seconds idle_timeout{300};
   std::size_t max_connections = 64;
+  std::size_t max_in_flight = 64;  // messages of one connection being processed at once
 };
 
 // How HL7 v2 content is read (docs/hl7.md).

@@ -2,8 +2,11 @@
 // One HL7 v2 message, from bytes to committed records and its ACK: parse, map, deduplicate by
 // (feed, MSH-3, MSH-4, MSH-10), keep the raw message with its ACK for audit, store the records
 // and the rejected segments, evaluate, and (ADT) update or merge patients. Shared by the MLLP
-// listener, `ingest` and their tests. process() runs inside a writer transaction (a Writer task):
-// the ACK it returns may be sent only once that transaction has committed.
+// listener, `ingest` and their tests.
+//
+// Two steps, so that the writer thread does only store work: prepare() (any thread, no store)
+// parses, maps and builds the ACKs; commit() runs inside a writer transaction (a Writer task) and
+// returns the ACK to send, which may be sent only once that transaction has committed.
 
 #include <cstdint>
 #include <memory>
@@ -26,13 +29,37 @@ struct Hl7Outcome {
   std::string reason;  // why it was rejected (AR/CR) or what failed (AE/CE), for logs and the CLI
 };
 
+// A message parsed and mapped, with its ACKs built: everything that needs no store. Owns its
+// data (no views into the payload).
+struct Hl7Prepared {
+  std::string payload, source;
+  std::int64_t now_ms = 0;
+  std::uint64_t hash = 0;  // payload_hash() of the message's segments
+  bool readable = false;   // false: unparseable; `ack` is the AR and `reason` says why
+  ingest::Hl7Mapped mapped;
+  std::string ack, ack_code, reason;  // the answer when the key is new
+  std::string duplicate_ack;          // the answer when the key was used by another message (AR/CR 205)
+  struct Segment {
+    std::int64_t position = 0;  // 1-based segment number
+    std::string reason, raw;
+  };
+  std::vector<Segment> rejected_segments;  // the segments of mapped.issues, kept as rejected input
+};
+
 class Hl7Intake {
  public:
   // The concept map must outlive the intake. `alerting` may be null (no evaluation).
   Hl7Intake(const core::ConceptMap& concepts, ingest::Hl7Options options, std::string ack_facility, Alerting* alerting);
 
+  // Parses and maps; touches no store. Thread-safe (const).
+  Hl7Prepared prepare(std::string payload, std::string source, std::int64_t now_ms) const;
+
   // Inside a transaction: an Error only when the store failed (the caller must not send the ACK;
-  // the transaction rolls back and not_stored_ack() answers instead).
+  // the transaction rolls back and not_stored_ack() answers instead). `prepared.mapped.records`
+  // are moved out.
+  core::Result<Hl7Outcome> commit(store::Store& store, Hl7Prepared& prepared);
+
+  // prepare() then commit(), inside a transaction.
   core::Result<Hl7Outcome> process(store::Store& store, std::string_view payload, const std::string& source,
                                    std::int64_t now_ms);
 
@@ -51,7 +78,10 @@ class Hl7Intake {
   Alerting* alerting_;
 };
 
-// A stable 64-bit FNV-1a hash of the message bytes (to tell a resend from a reused control id).
+// A stable 64-bit FNV-1a hash of a message (to tell a resend from a reused control id): of its
+// segments, each followed by CR, so that the same message read from a file with LF or CRLF
+// segment ends (or a leading BOM) hashes as it does over MLLP. Bytes that do not parse as a
+// message are hashed as they are.
 std::uint64_t payload_hash(std::string_view payload);
 
 }  // namespace iraewatch::app

@@ -1,6 +1,7 @@
 #pragma once
-// Lines from a file or standard input ("-"), numbered from 1, without their CR/LF: how the
-// command-line tools read NDJSON.
+// How the command-line tools read their input files: lines from a file or standard input ("-"),
+// numbered from 1, without their CR/LF (NDJSON); a whole file (HL7 v2); and a file's format
+// told from its name.
 
 #include <cstdint>
 #include <fstream>
@@ -11,6 +12,17 @@
 #include "iraewatch/core/error.hpp"
 
 namespace iraewatch::app {
+
+// "hl7" for a name ending in .hl7, "ndjson" for .ndjson, .jsonl or .json (in any letter case);
+// otherwise (and for "-") "".
+std::string format_by_name(const std::string& name);
+
+// The format to read `name` in: `forced` when set, else by its name; standard input ("-") with no
+// format given is NDJSON. "" when it cannot be told.
+std::string input_format(const std::string& name, const std::string& forced);
+
+// The whole content of a file, or of standard input for "-".
+core::Result<std::string> read_whole(const std::string& name);
 
 class LineFile {
  public:

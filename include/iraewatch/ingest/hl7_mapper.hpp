@@ -49,6 +49,9 @@ struct Hl7Issue {
   int component = 0;
   Hl7Error code = Hl7Error::data_type;
   std::string message;  // what and why, for a person; no patient identifier
+  // The segment that was not used, when it is not the one the issue points at (an OBX refused
+  // because its OBR's OBR-7 is bad): that segment is kept as rejected input.
+  std::optional<std::size_t> unused_segment;
 };
 
 struct Hl7Mapped {

@@ -26,7 +26,11 @@ struct MllpServerOptions {
   std::chrono::milliseconds idle_timeout = std::chrono::seconds(300);
   std::chrono::milliseconds write_timeout = std::chrono::seconds(30);
   std::size_t max_connections = 64;
-  std::size_t max_in_flight = 8;  // frames handed to the handler and not yet answered, per connection
+  // Frames handed to the handler and not yet answered, per connection: at most this many, and at
+  // most this many bytes of them (a single frame is always allowed). Senders that pipeline get
+  // their messages committed in larger groups; the bytes bound memory per connection.
+  std::size_t max_in_flight = 64;
+  std::size_t max_in_flight_bytes = 8 << 20;
 };
 
 struct MllpFrame {
