@@ -87,18 +87,6 @@ Hl7Prepared Hl7Intake::prepare(std::string payload, std::string source, std::int
   p.mapped = mapper_.map(m, now_ms);
   auto& mapped = p.mapped;
 
-  if (!mapped.control_id.empty()) {
-    // Same key as a stored message, other content: refused, and kept as rejected input.
-    const ingest::Hl7Issue reused{"MSH",
-                                  0,
-                                  10,
-                                  0,
-                                  ingest::Hl7Error::duplicate_key,
-                                  "MSH-10 control id was already used by a different message from this sender"};
-    p.duplicate_ack = ingest::build_ack(&m, ingest::AckKind::reject, mapped.enhanced_ack, {reused},
-                                        "duplicate control id", header(mapped.control_id, now_ms));
-  }
-
   const auto kind = ingest::ack_kind(mapped);
   std::vector<ingest::Hl7Issue> errs = mapped.issues;
   if (mapped.rejection) errs.insert(errs.begin(), *mapped.rejection);
@@ -163,8 +151,13 @@ core::Result<Hl7Outcome> Hl7Intake::commit(store::Store& store, Hl7Prepared& p) 
         out.repeat = true;
         return out;
       }
+      // Same key as a stored message, other content: refused, and kept as rejected input. (Rare:
+      // the ACK is built here, from the message parsed again.)
       out.reason = "MSH-10 control id was already used by a different message from this sender";
-      out.ack = p.duplicate_ack;
+      const ingest::Hl7Issue reused{"MSH", 0, 10, 0, ingest::Hl7Error::duplicate_key, out.reason};
+      auto again = ingest::hl7::Message::parse(p.payload);
+      out.ack = ingest::build_ack(again ? &*again : nullptr, ingest::AckKind::reject, mapped.enhanced_ack, {reused},
+                                  "duplicate control id", header(mapped.control_id, p.now_ms));
       out.ack_code = std::string(ingest::ack_code(ingest::AckKind::reject, mapped.enhanced_ack));
       out.rejected = 1;
       if (auto r = reject_row(out.reason); !r) return std::unexpected(r.error());

@@ -261,16 +261,18 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
           if (!*outcome) return std::unexpected(outcome->error());
           return {};
         },
-        [&hl7, outcome, prepared, reply = std::move(reply)](core::Result<void> committed) mutable {
+        [&hl7, &io, outcome, prepared, reply = std::move(reply)](core::Result<void> committed) mutable {
           if (!committed) {
             spdlog::error("an HL7 message was not stored: {}", committed.error().message);
             reply(hl7.not_stored_ack(prepared->payload, committed.error().message, core::wall_clock_ms()));
-            return;
+          } else {
+            auto& o = **outcome;
+            if (o.ack_code != "AA" && o.ack_code != "CA")
+              spdlog::info("HL7 message answered {}: {}", o.ack_code, o.reason.substr(0, 200));
+            reply(std::move(o.ack));
           }
-          const auto& o = **outcome;
-          if (o.ack_code != "AA" && o.ack_code != "CA")
-            spdlog::info("HL7 message answered {}: {}", o.ack_code, o.reason.substr(0, 200));
-          reply(o.ack);
+          // The message and its records are freed on the listener's thread, not the writer's.
+          boost::asio::post(io, [prepared = std::move(prepared), outcome = std::move(outcome)] {});
         });
   };
   net::MllpServer mllp(

@@ -105,8 +105,13 @@ const std::string& record_patient(const Record& record) {
 }
 
 std::uint64_t content_hash(const Record& record) {
+  return std::visit([](const auto& r) { return content_hash(r); }, record);
+}
+
+std::uint64_t content_hash(const Observation& observation) {
   Fnv1a h;
-  if (const auto* o = std::get_if<Observation>(&record)) {
+  {
+    const auto* o = &observation;
     h.add(std::string_view("observation"));
     h.add(o->patient);
     h.add(o->code.system);
@@ -120,8 +125,13 @@ std::uint64_t content_hash(const Record& record) {
     h.add(o->ref_from_sender ? o->ref_low : std::nullopt);
     h.add(o->ref_from_sender ? o->ref_high : std::nullopt);
     h.add(std::int64_t{o->baseline});
-  } else {
-    const auto& m = std::get<MedicationAdministration>(record);
+  }
+  return h.value();
+}
+
+std::uint64_t content_hash(const MedicationAdministration& m) {
+  Fnv1a h;
+  {
     h.add(std::string_view("medication"));
     h.add(m.patient);
     h.add(m.drug.system);

@@ -102,8 +102,12 @@ std::string build_ack(const hl7::Message* message, AckKind kind, bool enhanced, 
       for (std::size_t k = 0; k < i.segment_index && k < message->segment_count(); ++k)
         occurrence += message->segment_id(k) == i.segment_id ? 1 : 0;
     const std::string seq = std::to_string(occurrence);
-    const std::string where = esc(i.segment_id) + "^" + seq + "^" + (i.field > 0 ? std::to_string(i.field) : "") +
-                              (i.component > 0 ? "^^" + std::to_string(i.component) : "");
+    // ERR-2: segment^sequence[^field[^^component]], with no empty trailing parts.
+    std::string where = esc(i.segment_id) + "^" + seq;
+    if (i.field > 0) {
+      where += "^" + std::to_string(i.field);
+      if (i.component > 0) where += "^^" + std::to_string(i.component);
+    }
     // ERR-1 (the 2.3/2.4 form) and ERR-2..8 (2.5+): location, code, severity, user message.
     out += "ERR|" + esc(i.segment_id) + "^" + seq + "^" + (i.field > 0 ? std::to_string(i.field) : "") + "^" +
            std::to_string(code) + "&" + std::string(describe(i.code)) + "&HL70357|" + where + "|" +

@@ -224,7 +224,7 @@ void map_obx(Context& c, std::size_t seg, const std::string& order_id, std::size
   } else {
     c.out.issues.push_back(
         issue(m, seg, 2, 0, Hl7Error::data_type,
-              "OBX-2 value type '" + type.substr(0, 8) + "' is not supported (NM, SN, ST, TX, FT, CWE, CE)"));
+              "OBX-2 value type '" + type.substr(0, 8) + "' is not supported (NM, SN, ST, TX, FT, CWE, CE, CNE, CF)"));
     return;
   }
   o.unit = std::string(trim(m.text(seg, 6, 0, 1)));

@@ -39,8 +39,9 @@ template <typename F>
 void for_each_line(std::string_view text, F&& on_line) {
   std::size_t pos = 0;
   while (pos < text.size()) {
-    std::size_t end = text.find_first_of("\r\n", pos);
-    if (end == std::string_view::npos) end = text.size();
+    // (A plain loop: find_first_of would search the two-character set once per byte.)
+    std::size_t end = pos;
+    while (end < text.size() && text[end] != '\r' && text[end] != '\n') ++end;
     on_line(text.substr(pos, end - pos));
     if (end < text.size() && text[end] == '\r' && end + 1 < text.size() && text[end + 1] == '\n') ++end;
     pos = end + 1;
@@ -88,17 +89,20 @@ std::string describe_char(char c) {
 // Piece `n` (0-based) of `s` split on `delimiter`; empty when there are not that many pieces. A
 // '\0' delimiter means "not defined": the whole text is piece 0 and there is no other. The loop
 // stops at the last delimiter, so a huge `n` costs no more than the length of `s`.
+// (A plain loop: fields are short, and a library search per delimiter costs more than it saves.)
 std::string_view piece(std::string_view s, char delimiter, int n) {
   if (n < 0) return {};
   if (delimiter == '\0') return n == 0 ? s : std::string_view{};
   std::size_t begin = 0;
+  const std::size_t size = s.size();
   for (int i = 0; i < n; ++i) {
-    const std::size_t next = s.find(delimiter, begin);
-    if (next == std::string_view::npos) return {};
-    begin = next + 1;
+    while (begin < size && s[begin] != delimiter) ++begin;
+    if (begin == size) return {};
+    ++begin;
   }
-  const std::size_t end = s.find(delimiter, begin);
-  return s.substr(begin, end == std::string_view::npos ? std::string_view::npos : end - begin);
+  std::size_t end = begin;
+  while (end < size && s[end] != delimiter) ++end;
+  return s.substr(begin, end - begin);
 }
 
 core::Result<Delimiters> read_delimiters(std::string_view msh) {
@@ -145,22 +149,6 @@ core::Result<Delimiters> read_delimiters(std::string_view msh) {
     if (enc.size() == 5) d.truncation = enc[4];
   }
   return d;
-}
-
-// A whole field of a segment. Segment 0 is the only MSH (parse() rejects a second one): its field 1
-// is the separator itself and its field 2 the encoding characters, neither of which is split any
-// further ("atomic"), and the pieces after its first separator are numbered from 2. Field 0 is the
-// segment id.
-struct FieldValue {
-  std::string_view value;
-  bool atomic = false;
-};
-
-FieldValue field_value(std::string_view segment, bool msh, int field, const Delimiters& d) {
-  if (field < 0) return {};
-  if (field == 0) return {segment.substr(0, 3), true};
-  if (msh && field == 1) return {segment.substr(3, 1), true};
-  return {piece(segment, d.field, msh ? field - 1 : field), msh && field == 2};
 }
 
 bool is_hex(char c) {
@@ -213,25 +201,51 @@ core::Result<Message> Message::parse(std::string_view text) {
 
   for (std::size_t i = 1; i < lines.size(); ++i) {
     const std::string_view line = lines[i];
-    const std::string where = "segment " + std::to_string(i + 1);
+    const auto where = [i] { return "segment " + std::to_string(i + 1); };
     const bool has_id = line.size() >= 3 && is_upper_or_digit(line[0]) && is_upper_or_digit(line[1]) &&
                         is_upper_or_digit(line[2]) && (line.size() == 3 || line[3] == m.delimiters_.field);
     if (!has_id)
-      return fail(ErrorCode::invalid_input, where + " ('" + preview(line) +
+      return fail(ErrorCode::invalid_input, where() + " ('" + preview(line) +
                                                 "'): not a segment: a segment starts with an id of three upper-case "
                                                 "letters or digits, then the field separator '" +
                                                 m.delimiters_.field + "'");
     const std::string_view id = line.substr(0, 3);
     if (id == "MSH")
-      return fail(ErrorCode::invalid_input,
-                  where + " (MSH): a second MSH: the text holds more than one message (split it with split_messages)");
+      return fail(
+          ErrorCode::invalid_input,
+          where() + " (MSH): a second MSH: the text holds more than one message (split it with split_messages)");
     if (is_batch_header(line) || is_batch_trailer(line))
-      return fail(ErrorCode::invalid_input, where + " (" + std::string(id) +
+      return fail(ErrorCode::invalid_input, where() + " (" + std::string(id) +
                                                 "): a batch envelope segment inside a message (split the batch with "
                                                 "split_messages)");
   }
   m.segments_ = std::move(lines);
+  m.first_separator_.reserve(m.segments_.size() + 1);
+  m.separators_.reserve(m.text_.size() / 8);
+  const char field = m.delimiters_.field;
+  for (const auto segment : m.segments_) {
+    m.first_separator_.push_back(static_cast<std::uint32_t>(m.separators_.size()));
+    for (std::size_t at = 0; at < segment.size(); ++at)
+      if (segment[at] == field) m.separators_.push_back(static_cast<std::uint32_t>(at));
+  }
+  m.first_separator_.push_back(static_cast<std::uint32_t>(m.separators_.size()));
   return m;
+}
+
+Message::Field Message::field_of(std::size_t segment, int field) const {
+  const std::string_view seg = segments_[segment];
+  const bool msh = segment == 0;
+  if (field < 0) return {};
+  if (field == 0) return {seg.substr(0, 3), true};
+  if (msh && field == 1) return {seg.substr(3, 1), true};
+  // Piece n of the segment split on the field separator: from just after separator n-1 to
+  // separator n (or the end).
+  const std::size_t n = static_cast<std::size_t>(msh ? field - 1 : field);
+  const std::size_t first = first_separator_[segment], count = first_separator_[segment + 1] - first;
+  if (n > count) return {};
+  const std::size_t begin = separators_[first + n - 1] + 1;
+  const std::size_t end = n < count ? separators_[first + n] : seg.size();
+  return {seg.substr(begin, end - begin), msh && field == 2};
 }
 
 std::vector<std::size_t> Message::find(std::string_view id) const {
@@ -249,7 +263,7 @@ std::size_t Message::next(std::string_view id, std::size_t from) const {
 
 std::string_view Message::raw(const Position& at) const {
   if (at.segment >= segments_.size() || at.repetition < 0 || at.component < 0 || at.subcomponent < 0) return {};
-  const auto [field, atomic] = field_value(segments_[at.segment], at.segment == 0, at.field, delimiters_);
+  const auto [field, atomic] = field_of(at.segment, at.field);
   if (atomic) return at.repetition == 0 && at.component <= 1 && at.subcomponent <= 1 ? field : std::string_view{};
   const std::string_view repetition = piece(field, delimiters_.repetition, at.repetition);
   if (at.component == 0 && at.subcomponent == 0) return repetition;
@@ -266,7 +280,7 @@ std::string Message::text(const Position& at) const {
 
 int Message::repetitions(std::size_t segment, int field) const {
   if (segment >= segments_.size()) return 0;
-  const auto [value, atomic] = field_value(segments_[segment], segment == 0, field, delimiters_);
+  const auto [value, atomic] = field_of(segment, field);
   if (value.empty()) return 0;
   if (atomic) return 1;
   return static_cast<int>(std::count(value.begin(), value.end(), delimiters_.repetition)) + 1;
@@ -274,8 +288,7 @@ int Message::repetitions(std::size_t segment, int field) const {
 
 int Message::field_count(std::size_t segment) const {
   if (segment >= segments_.size()) return 0;
-  const std::string_view seg = segments_[segment];
-  const auto separators = static_cast<int>(std::count(seg.begin(), seg.end(), delimiters_.field));
+  const auto separators = static_cast<int>(first_separator_[segment + 1] - first_separator_[segment]);
   return segment == 0 ? separators + 1 : separators;
 }
 

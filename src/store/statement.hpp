@@ -27,12 +27,19 @@ class Statement {
   Statement& operator=(const Statement&) = delete;
 
   // Binding, 1-based like SQLite. Empty optionals and empty strings bind NULL where `null_empty`.
+  // Text and blobs are bound without a copy: the bytes must stay valid until the statement is
+  // reset (run() resets; so does the next bind of the same parameter). A temporary std::string
+  // would not, so binding one does not compile.
   Statement& bind(int i, std::int64_t v);
   Statement& bind(int i, double v);
   Statement& bind(int i, std::string_view v);
+  Statement& bind(int i, std::string&& v) = delete;
+  Statement& bind(int i, const char* v) { return bind(i, std::string_view(v)); }
   Statement& bind_blob(int i, std::string_view v);
+  Statement& bind_blob(int i, std::string&& v) = delete;
   Statement& bind(int i, const std::optional<double>& v);
   Statement& bind_text_or_null(int i, std::string_view v);
+  Statement& bind_text_or_null(int i, std::string&& v) = delete;
   Statement& bind_null(int i);
 
   // Steps once: true when a row is ready, false when done; an Error on failure.

@@ -235,7 +235,7 @@ core::Result<Identity> identify(Statement& versions, Statement& retire, const st
 }  // namespace
 
 core::Result<WriteOutcome> Store::apply_observation(const core::Observation& o) {
-  const std::uint64_t hash = core::content_hash(core::Record(o));
+  const std::uint64_t hash = core::content_hash(o);
   auto& s = *stmts_;
   auto identity = identify(s.obs_versions, s.obs_retire, o.provenance.feed, o.id, hash);
   if (!identity) return std::unexpected(identity.error());
@@ -261,7 +261,7 @@ core::Result<WriteOutcome> Store::apply_observation(const core::Observation& o) 
 }
 
 core::Result<WriteOutcome> Store::apply_medication(const core::MedicationAdministration& m) {
-  const std::uint64_t hash = core::content_hash(core::Record(m));
+  const std::uint64_t hash = core::content_hash(m);
   auto& s = *stmts_;
   auto identity = identify(s.med_versions, s.med_retire, m.provenance.feed, m.id, hash);
   if (!identity) return std::unexpected(identity.error());

@@ -38,7 +38,6 @@ struct Hl7Prepared {
   bool readable = false;   // false: unparseable; `ack` is the AR and `reason` says why
   ingest::Hl7Mapped mapped;
   std::string ack, ack_code, reason;  // the answer when the key is new
-  std::string duplicate_ack;          // the answer when the key was used by another message (AR/CR 205)
   struct Segment {
     std::int64_t position = 0;  // 1-based segment number
     std::string reason, raw;

@@ -88,5 +88,7 @@ const std::string& record_patient(const Record& record);
 // A stable 64-bit fingerprint of a record's clinical content (everything but provenance), so
 // that a resend of the same content is recognised whatever its arrival time.
 std::uint64_t content_hash(const Record& record);
+std::uint64_t content_hash(const Observation& observation);
+std::uint64_t content_hash(const MedicationAdministration& administration);
 
 }  // namespace iraewatch::core

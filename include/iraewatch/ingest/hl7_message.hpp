@@ -9,6 +9,7 @@
 // characters, so MSH-9 is msg.raw(0, 9) as the standard names it.
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -81,9 +82,21 @@ class Message {
   bool is_null(const Position& at) const { return raw(at) == "\"\""; }
 
  private:
+  // A whole field: segment 0 is the only MSH, whose field 1 is the separator itself and field 2
+  // the encoding characters, neither split any further (`atomic`).
+  struct Field {
+    std::string_view value;
+    bool atomic = false;
+  };
+  Field field_of(std::size_t segment, int field) const;
+
   std::string_view text_;
   Delimiters delimiters_;
   std::vector<std::string_view> segments_;
+  // Where each segment's field separators are (offsets within the segment), so that a field is
+  // found without scanning: segment i's are separators_[first_separator_[i] .. first_separator_[i + 1]).
+  std::vector<std::uint32_t> separators_;
+  std::vector<std::uint32_t> first_separator_;
 };
 
 // Resolves \F\ \S\ \T\ \R\ \E\ (the delimiters), \P\ (2.7's truncation character, when MSH-2
