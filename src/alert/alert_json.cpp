@@ -1,5 +1,7 @@
 #include "iraewatch/alert/alert_json.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <charconv>
 #include <cstdio>
 
@@ -203,6 +205,17 @@ std::string with_patient(std::string_view fields, std::string_view patient) {
   w.begin_object();
   w.field("patient", patient);
   return out.substr(1) + std::string(fields.substr(signal));
+}
+
+std::string as_closed(std::string_view fields, int previous_grade) {
+  auto j = nlohmann::ordered_json::parse("{" + std::string(fields) + "}", nullptr, false);
+  if (!j.is_object()) return std::string(fields);
+  j["grade"] = 0;
+  j["previous_grade"] = previous_grade;
+  j["severity"] = "info";
+  j["indicator"] = "info";
+  const std::string out = j.dump();
+  return out.substr(1, out.size() - 2);
 }
 
 std::string notice_line(const core::AlertNotice& n, std::string_view fields) {

@@ -219,6 +219,12 @@ std::vector<Transition> Lifecycle::renotify_due(std::int64_t clock_ms, std::int6
 std::vector<Transition> Lifecycle::merge_patients(const std::string& prior, const std::string& surviving,
                                                   std::int64_t clock_ms, std::int64_t wall_ms) {
   std::vector<Transition> out;
+  // A merge is no data: its events are dated by the lifecycle clock (the time of the merge).
+  const std::string merge_time = core::format_rfc3339(core::EventTime{clock_ms, 0});
+  // The duplicate's closing speaks, like any retraction, with grade 0 and severity info.
+  engine::AlertEvent closing;
+  closing.grade = 0;
+  closing.severity = "info";
   std::vector<Key> keys;
   for (auto it = open_.lower_bound(Key{prior, ""}); it != open_.end() && it->first.first == prior; ++it)
     keys.push_back(it->first);
@@ -230,11 +236,12 @@ std::vector<Transition> Lifecycle::merge_patients(const std::string& prior, cons
       key_of_.erase(a.id);
       unschedule(a.id);
       a.state = core::AlertState::retracted;
+      a.fields = as_closed(a.fields, a.grade);
       a.changed_ms = clock_ms;
       out.push_back(
           make(a, "retracted",
-               "patient merged into another; the signal continues as alert " + std::to_string(kept->second.id), "",
-               clock_ms, wall_ms));
+               "patient merged into another; the signal continues as alert " + std::to_string(kept->second.id),
+               merge_time, clock_ms, wall_ms, &closing));
       continue;
     }
     a.patient = surviving;
@@ -242,8 +249,8 @@ std::vector<Transition> Lifecycle::merge_patients(const std::string& prior, cons
     a.changed_ms = clock_ms;
     key_of_[a.id] = target;
     auto& moved = open_[target] = std::move(a);
-    out.push_back(make(moved, "updated", "patient merged: the alert now belongs to the surviving patient", "", clock_ms,
-                       wall_ms));
+    out.push_back(make(moved, "updated", "patient merged: the alert now belongs to the surviving patient", merge_time,
+                       clock_ms, wall_ms));
   }
   return out;
 }

@@ -209,11 +209,12 @@ core::Result<Hl7Outcome> Hl7Intake::commit(store::Store& store, Hl7Prepared& p) 
   if (mapped.kind == ingest::Hl7Mapped::Kind::patient_update) {
     if (auto r = store.touch_patient(mapped.patient, p.now_ms); !r) return std::unexpected(r.error());
   } else if (mapped.kind == ingest::Hl7Mapped::Kind::patient_merge) {
-    if (alerting_) {
-      if (auto r = alerting_->merge_patients(store, mapped.merged_patient, mapped.patient); !r)
+    for (const auto& [prior, surviving] : mapped.merges) {
+      if (alerting_) {
+        if (auto r = alerting_->merge_patients(store, prior, surviving); !r) return std::unexpected(r.error());
+      } else if (auto r = store.merge_patient(prior, surviving, p.now_ms); !r) {
         return std::unexpected(r.error());
-    } else if (auto r = store.merge_patient(mapped.merged_patient, mapped.patient, p.now_ms); !r) {
-      return std::unexpected(r.error());
+      }
     }
   }
   return out;

@@ -499,18 +499,34 @@ Hl7Mapped Hl7Mapper::map(const Message& m, std::int64_t received_ms) const {
     case Hl7Mapped::Kind::patient_update:
       break;
     case Hl7Mapped::Kind::patient_merge: {
-      const std::size_t mrg = m.next("MRG");
-      if (mrg == m.segment_count()) return refuse(0, 0, Hl7Error::segment_sequence, "ADT^A40 has no MRG segment");
-      out.merged_patient = pick_identifier(m, mrg, 1, options_);
-      if (out.merged_patient.empty()) {
-        out.rejection = issue(m, mrg, 1, 0, Hl7Error::required_field_missing,
-                              "MRG-1 has no identifier of type " + identifier_types_text(options_));
-        return out;
+      // One merge per PATIENT group (PID, then its MRG before the next PID). A bad pair refuses
+      // the whole message: the merges are applied together or not at all.
+      for (std::size_t p = pid; p < m.segment_count(); p = m.next("PID", p + 1)) {
+        const std::size_t next_pid = m.next("PID", p + 1);
+        const std::size_t mrg = m.next("MRG", p + 1);
+        if (mrg >= next_pid)
+          return refuse(0, 0, Hl7Error::segment_sequence, "ADT^A40 has a PID without its MRG segment");
+        const std::string surviving = p == pid ? out.patient : pick_identifier(m, p, 3, options_);
+        if (surviving.empty()) {
+          out.rejection = issue(m, p, 3, 0, Hl7Error::required_field_missing,
+                                "PID-3 has no identifier of type " + identifier_types_text(options_));
+          return out;
+        }
+        const std::string prior = pick_identifier(m, mrg, 1, options_);
+        if (prior.empty()) {
+          out.rejection = issue(m, mrg, 1, 0, Hl7Error::required_field_missing,
+                                "MRG-1 has no identifier of type " + identifier_types_text(options_));
+          return out;
+        }
+        if (prior == surviving) {
+          out.rejection = issue(m, mrg, 1, 0, Hl7Error::data_type, "MRG-1 names the surviving patient itself");
+          return out;
+        }
+        if (prior.size() > kMaxIdBytes || surviving.size() > kMaxIdBytes)
+          return refuse(3, 0, Hl7Error::data_type, "PID-3 or MRG-1 identifier is too long");
+        out.merges.emplace_back(prior, surviving);
       }
-      if (out.merged_patient == out.patient) {
-        out.rejection = issue(m, mrg, 1, 0, Hl7Error::data_type, "MRG-1 names the surviving patient itself");
-        return out;
-      }
+      out.merged_patient = out.merges.front().first;
       break;
     }
     case Hl7Mapped::Kind::unsupported:

@@ -287,6 +287,15 @@ TEST_CASE("merging two patients moves open alerts, or closes the duplicate of a 
   CHECK(nlohmann::json::parse(by_signal.at("colitis").notice.line)["patient"] == "SURVIVOR");
   CHECK(by_signal.at("thyroid").notice.event == "retracted");
   CHECK(by_signal.at("thyroid").notice.cause.find("alert 3") != std::string::npos);
+  // Like any retraction: grade 0, info, in the event; the closed alert keeps its grade for listings.
+  CHECK(by_signal.at("thyroid").notice.grade == 0);
+  CHECK(by_signal.at("thyroid").notice.severity == "info");
+  CHECK(by_signal.at("thyroid").alert.grade == 2);
+  CHECK(nlohmann::json::parse(by_signal.at("thyroid").notice.line)["grade"] == 0);
+  // Both events are dated by the merge (no data caused them).
+  const std::string merge_time = core::format_rfc3339(core::EventTime{kStart + kHour, 0});
+  CHECK(by_signal.at("thyroid").notice.data_time == merge_time);
+  CHECK(by_signal.at("colitis").notice.data_time == merge_time);
   CHECK(lc.open_count() == 2);
   // Later findings for the survivor update the moved alert, not a new one.
   auto later = lc.on_event(finding("escalated", "colitis", 2, "warning", "SURVIVOR"), kStart + 2 * kHour, 0);

@@ -536,6 +536,29 @@ TEST_CASE("ADT^A40: the merged patient's records move to the surviving patient",
   CHECK(rows[0][1] == std::to_string(kNow + 7));
 }
 
+TEST_CASE("team-written: an ADT^A40 with two PID/MRG pairs merges both patients in one message", "[app][hl7]") {
+  Fixture f;
+  auto oru = [](const std::string& patient, const std::string& order) {
+    return "MSH|^~\\&|LAB|ONCO|IRAEWATCH|ONCO|20260310080000+0100||ORU^R01^ORU_R01|ORU-" + order + "|P|2.5.1\rPID|1||" +
+           patient + "^^^ONCO^MR\rOBR|1|PL-" + order + "|FL-" + order +
+           "^LAB|24348-5^Thyroid panel^LN|||20260310080000+0100\r"
+           "OBX|1|NM|3016-3^TSH^LN||2.1|m[IU]/L^^UCUM|0.4-4.0|N|||F|||20260310080000+0100\r";
+  };
+  REQUIRE(f.process(oru("OLD-1", "1")).stored == 1);
+  REQUIRE(f.process(oru("OLD-2", "2")).stored == 1);
+  const std::string a40 =
+      "MSH|^~\\&|ADT|ONCO|IRAEWATCH|ONCO|20260311||ADT^A40^ADT_A39|ADT-2P|P|2.5.1\rEVN|A40|20260311\r"
+      "PID|1||NEW-1^^^ONCO^MR\rMRG|OLD-1^^^ONCO^MR\rPID|2||NEW-2^^^ONCO^MR\rMRG|OLD-2^^^ONCO^MR\r";
+  const auto out = f.process(a40, kNow + 9);
+  CHECK(out.ack_code == "AA");
+  CHECK(records_of(f, "OLD-1").empty());
+  CHECK(records_of(f, "OLD-2").empty());
+  CHECK(records_of(f, "NEW-1").size() == 1);
+  CHECK(records_of(f, "NEW-2").size() == 1);
+  const auto rows = f.query("SELECT patient_key, merged_into FROM patients WHERE merged_into IS NOT NULL ORDER BY 1");
+  CHECK(rows == std::vector<std::vector<std::string>>{{"OLD-1", "NEW-1"}, {"OLD-2", "NEW-2"}});
+}
+
 TEST_CASE("not_stored_ack and too_large_ack: AR/CR with 207 and 102, echoing the control id", "[app][hl7]") {
   Fixture f;
   const auto oru = only_message(kSampleDir + "nist-elr-oru-r01-case1-nm-final.hl7");

@@ -506,7 +506,30 @@ TEST_CASE("ADT^A40 fixture: HL7-5099 merged into HL7-5005", "[ingest][hl7]") {
   CHECK(ack_of(mapped) == "AA");
   CHECK(mapped.patient == "HL7-5005");
   CHECK(mapped.merged_patient == "HL7-5099");
+  CHECK(mapped.merges == std::vector<std::pair<std::string, std::string>>{{"HL7-5099", "HL7-5005"}});
   CHECK(mapped.records.empty());
+}
+
+TEST_CASE("team-written: an ADT^A40 with two PID/MRG pairs merges both; a PID without its MRG refuses all",
+          "[ingest][hl7]") {
+  const std::string head =
+      "MSH|^~\\&|ADT|ONCO|IRAEWATCH|ONCO|20260301||ADT^A40^ADT_A39|A-9|P|2.5.1\rEVN|A40|20260301\r";
+  const auto two =
+      map_text(head + "PID|1||T-1^^^ONCO^MR\rMRG|T-8^^^ONCO^MR\rPID|2||T-2^^^ONCO^MR\rMRG|T-9^^^ONCO^MR\r");
+  REQUIRE_FALSE(two.rejection);
+  CHECK(ack_of(two) == "AA");
+  CHECK(two.merges == std::vector<std::pair<std::string, std::string>>{{"T-8", "T-1"}, {"T-9", "T-2"}});
+
+  const auto second_without_mrg = map_text(head + "PID|1||T-1^^^ONCO^MR\rMRG|T-8^^^ONCO^MR\rPID|2||T-2^^^ONCO^MR\r");
+  REQUIRE(second_without_mrg.rejection);
+  CHECK(second_without_mrg.rejection->code == Hl7Error::segment_sequence);
+  CHECK(ack_of(second_without_mrg) == "AR");
+
+  const auto second_itself =
+      map_text(head + "PID|1||T-1^^^ONCO^MR\rMRG|T-8^^^ONCO^MR\rPID|2||T-2^^^ONCO^MR\rMRG|T-2^^^ONCO^MR\r");
+  REQUIRE(second_itself.rejection);
+  CHECK(second_itself.rejection->segment_id == "MRG");
+  CHECK(second_itself.rejection->segment_index == 5);  // the second MRG
 }
 
 TEST_CASE("team-written: ADT^A31 updates; A40 without MRG or merging into itself is refused", "[ingest][hl7]") {
@@ -524,7 +547,7 @@ TEST_CASE("team-written: ADT^A31 updates; A40 without MRG or merging into itself
   const auto itself = map_text(msh + "ADT^A40^ADT_A39|A-3|P|2.5.1\r" + pid + "MRG|T-1^^^ONCO^MR\r");
   REQUIRE(itself.rejection);
   CHECK(itself.rejection->segment_id == "MRG");
-  CHECK(itself.merged_patient == "T-1");
+  CHECK(itself.merges.empty());
 
   const auto mrg_no_mr = map_text(msh + "ADT^A40^ADT_A39|A-4|P|2.5.1\r" + pid + "MRG|T-2^^^ONCO^PI\r");
   REQUIRE(mrg_no_mr.rejection);

@@ -20,6 +20,10 @@ std::string to_json_fields(const engine::AlertEvent& event);
 // `fields` (from to_json_fields) with another patient (after a merge of two patients).
 std::string with_patient(std::string_view fields, std::string_view patient);
 
+// `fields` as a closing speaks (the alert closed without a new finding, e.g. by a merge): grade 0,
+// previous_grade the grade it had, severity and indicator info; the rest as it was.
+std::string as_closed(std::string_view fields, int previous_grade);
+
 // The delivered line of a notice: {"event":…, the content `fields`, then the lifecycle members
 // "seq", "alert_id", "state", "pages", "recorded_at", "cause", "acknowledged_by", "note"}.
 std::string notice_line(const core::AlertNotice& notice, std::string_view fields);
