@@ -44,6 +44,7 @@ ingest::Hl7Options hl7_options(const Config& config) {
   o.default_offset_min = config.hl7.default_offset_min;
   o.identifier_types = config.hl7.identifier_types;
   o.assigning_authority = config.hl7.assigning_authority;
+  o.processing_ids = config.hl7.processing_ids;
   return o;
 }
 

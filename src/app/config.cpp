@@ -184,7 +184,7 @@ core::Result<Config> read_config(const YAML::Node& root, const std::string& path
     }
   }
   if (auto h = r.section(root, "hl7")) {
-    r.keys(h, {"default_utc_offset", "identifier_types", "assigning_authority", "facility"}, "hl7");
+    r.keys(h, {"default_utc_offset", "identifier_types", "assigning_authority", "facility", "processing_ids"}, "hl7");
     std::string offset = "+00:00";
     r.get(h, "default_utc_offset", offset);
     if (offset.size() != 6 || (offset[0] != '+' && offset[0] != '-') || offset[3] != ':' ||
@@ -206,6 +206,19 @@ core::Result<Config> read_config(const YAML::Node& root, const std::string& path
             r.problem(t, "an identifier type must be a non-empty string");
           else
             c.hl7.identifier_types.push_back(t.Scalar());
+        }
+      }
+    }
+    if (auto ids = h["processing_ids"]) {
+      if (!ids.IsSequence() || ids.size() == 0) {
+        r.problem(ids, "'processing_ids' must be a non-empty list of P, T or D, e.g. [P]");
+      } else {
+        c.hl7.processing_ids.clear();
+        for (const auto& t : ids) {
+          if (!t.IsScalar() || (t.Scalar() != "P" && t.Scalar() != "T" && t.Scalar() != "D"))
+            r.problem(t, "a processing id must be P (production), T (training) or D (debugging)");
+          else
+            c.hl7.processing_ids.push_back(t.Scalar());
         }
       }
     }

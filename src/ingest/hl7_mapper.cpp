@@ -1,5 +1,6 @@
 #include "iraewatch/ingest/hl7_mapper.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -457,6 +458,17 @@ Hl7Mapped Hl7Mapper::map(const Message& m, std::int64_t received_ms) const {
                   "version " + out.version.substr(0, 16) + " is not supported (2.3 to 2.8)");
   if (out.sending_facility.size() > kMaxIdBytes || out.sending_application.size() > kMaxIdBytes)
     return refuse(4, 0, Hl7Error::data_type, "MSH-3 or MSH-4 is too long");
+  // MSH-11.1: training (T) or debugging (D) messages are not patient data, unless configured.
+  std::string processing(trim(m.raw(0, 11, 0, 1)));
+  if (processing.empty()) processing = "P";
+  if (std::find(options_.processing_ids.begin(), options_.processing_ids.end(), processing) ==
+      options_.processing_ids.end()) {
+    std::string accepted;
+    for (const auto& id : options_.processing_ids) accepted += (accepted.empty() ? "" : ", ") + id;
+    return refuse(11, 1, Hl7Error::unsupported_processing_id,
+                  "processing id " + processing.substr(0, 8) +
+                      " is not taken as patient data here (accepted: " + accepted + "; hl7.processing_ids)");
+  }
 
   if (type == "ORU" && trigger == "R01") {
     out.kind = Hl7Mapped::Kind::results;

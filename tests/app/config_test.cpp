@@ -6,7 +6,7 @@
 #include "iraewatch/app/config.hpp"
 #include "support/daemon.hpp"
 
-// The `alerts:` section of the daemon's config file (src/app/config.cpp).
+// The `alerts:` and `hl7:` sections of the daemon's config file (src/app/config.cpp).
 
 using namespace iraewatch;
 using namespace std::chrono_literals;
@@ -218,4 +218,17 @@ TEST_CASE("other mistakes in the alerts section are errors at their place", "[ap
   CHECK_THAT(wrong_type, Catch::Contains(at(tmp, 4, 16) + "'enabled' has the wrong type"));
   const auto not_map = error_of(tmp, "alerts: [1, 2]\n");
   CHECK_THAT(not_map, Catch::Contains(at(tmp, 1, 9) + "'alerts' must be a map"));
+}
+
+TEST_CASE("hl7.processing_ids: P by default; a list of P, T, D; anything else is an error at its place",
+          "[app][config]") {
+  testing::TempDir tmp;
+  CHECK(app::Config{}.hl7.processing_ids == std::vector<std::string>{"P"});
+  auto l = load(tmp, "hl7:\n  processing_ids: [P, T]\n");
+  REQUIRE(l.config);
+  CHECK(l.config->hl7.processing_ids == std::vector<std::string>{"P", "T"});
+  CHECK_THAT(error_of(tmp, "hl7:\n  processing_ids: [P, X]\n"),
+             Catch::Contains(at(tmp, 2, 23) + "a processing id must be P (production), T (training) or D"));
+  CHECK_THAT(error_of(tmp, "hl7:\n  processing_ids: []\n"),
+             Catch::Contains(at(tmp, 2, 19) + "'processing_ids' must be a non-empty list"));
 }

@@ -82,9 +82,17 @@ std::string replaced(std::string_view text, const std::string& from, const std::
 }
 
 // A store in a fresh folder and an intake on it (no alerting).
+// Several third-party samples are test messages (MSH-11 T): taken as patient data here, as a test
+// deployment would (hl7.processing_ids: [P, T]).
+ingest::Hl7Options sample_options() {
+  ingest::Hl7Options o;
+  o.processing_ids = {"P", "T"};
+  return o;
+}
+
 class Fixture {
  public:
-  explicit Fixture(ingest::Hl7Options options = {}) : intake_(concepts(), options, "ONCO", nullptr) {
+  explicit Fixture(ingest::Hl7Options options = sample_options()) : intake_(concepts(), options, "ONCO", nullptr) {
     store::StoreOptions so;
     so.synchronous_full = false;
     auto opened = store::Store::open(dir_.path(), so);

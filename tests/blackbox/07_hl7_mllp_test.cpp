@@ -149,10 +149,14 @@ TEST_CASE("07 every third-party sample parses or is refused with the ACK docs/hl
       {"oru-v22-multi-obr-tx-nte.hl7", {"CR"}},
       {"rds-o13-v28-pharmacy-dispense.hl7", {"AR"}},
   };
+  // Several samples are test messages (MSH-11 T): taken as patient data, as a test deployment would.
+  TempDir config_dir;
+  const std::string test_feed = config_dir.file("test-feed.yaml");
+  testing::write_file(test_feed, "hl7:\n  processing_ids: [P, T]\n");
   for (const auto& [file, codes] : expected) {
     INFO(file);
     TempDir tmp;
-    auto r = run_binary({"--data-dir", tmp.file("data"), "ingest", kThirdParty + file});
+    auto r = run_binary({"--config", test_feed, "--data-dir", tmp.file("data"), "ingest", kThirdParty + file});
     std::vector<std::string> got;  // "FILE: message N (TYPE, control id X): CODE[: reason]"
     std::size_t start = 0;
     for (std::size_t end; (end = r.out.find('\n', start)) != std::string::npos; start = end + 1) {
@@ -164,6 +168,14 @@ TEST_CASE("07 every third-party sample parses or is refused with the ACK docs/hl
     CHECK(got == codes);
     const bool all_accepted = std::all_of(codes.begin(), codes.end(), [](const std::string& c) { return c[1] == 'A'; });
     CHECK(r.exit_code == (all_accepted ? 0 : 1));
+  }
+  // With the default configuration (P only), a test message is refused: CR 202, nothing stored.
+  {
+    TempDir tmp;
+    auto r = run_binary({"--data-dir", tmp.file("data"), "ingest", kThirdParty + "nist-lri-oru-r01-cbc.hl7"});
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.out, Catch::Contains("): CR: processing id T is not taken as patient data here"));
+    CHECK_THAT(r.out, Catch::Contains("0 records accepted"));
   }
   // The NIST final then corrected pair, from files: one record, version 2 corrected.
   TempDir tmp;

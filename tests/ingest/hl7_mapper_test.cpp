@@ -71,13 +71,21 @@ Message parse(std::string_view text) {
   return *m;
 }
 
-Hl7Mapped map_text(std::string_view text, const Hl7Options& options = {}) {
+// Several third-party samples are test messages (MSH-11 T): the tests take T as patient data, as a
+// test deployment would (hl7.processing_ids: [P, T]); the default (P only) is tested on its own.
+Hl7Options sample_options() {
+  Hl7Options o;
+  o.processing_ids = {"P", "T"};
+  return o;
+}
+
+Hl7Mapped map_text(std::string_view text, const Hl7Options& options = sample_options()) {
   const Hl7Mapper mapper(concepts(), options);
   return mapper.map(parse(text), kReceived);
 }
 
 // The only message of a file.
-Hl7Mapped map_file(const std::string& path, const Hl7Options& options = {}) {
+Hl7Mapped map_file(const std::string& path, const Hl7Options& options = sample_options()) {
   const auto messages = messages_in(path);
   REQUIRE(messages.size() == 1);
   return map_text(messages.front(), options);
@@ -204,7 +212,7 @@ TEST_CASE("every third-party sample maps or is refused with the ACK docs/hl7.md 
         continue;
       }
       REQUIRE(message);
-      const auto mapped = Hl7Mapper(concepts(), {}).map(*message, kReceived);
+      const auto mapped = Hl7Mapper(concepts(), sample_options()).map(*message, kReceived);
       if (!want.ack.empty()) CHECK(ack_of(mapped) == want.ack);
       CHECK(mapped.records.size() == want.records);
       if (want.rejection) {
@@ -530,6 +538,36 @@ TEST_CASE("team-written: an ADT^A40 with two PID/MRG pairs merges both; a PID wi
   REQUIRE(second_itself.rejection);
   CHECK(second_itself.rejection->segment_id == "MRG");
   CHECK(second_itself.rejection->segment_index == 5);  // the second MRG
+}
+
+TEST_CASE("team-written: MSH-11: only P is patient data by default; T and D are refused (202) unless configured",
+          "[ingest][hl7]") {
+  auto message = [](const std::string& processing) {
+    return "MSH|^~\\&|LAB|ONCO|IRAEWATCH|ONCO|20260301||ORU^R01^ORU_R01|PID-" + processing + "|" + processing +
+           "|2.5.1\rPID|1||T-1^^^ONCO^MR\rOBR|1|PL-1|FL-1|24348-5^Thyroid^LN|||20260301\r"
+           "OBX|1|NM|3016-3^TSH^LN||2.0|m[IU]/L|||||F\r";
+  };
+  const Hl7Options defaults;
+  for (const std::string id : {"T", "D", "T^T"}) {
+    INFO(id);
+    const auto m = map_text(message(id), defaults);
+    REQUIRE(m.rejection);
+    CHECK(m.rejection->code == Hl7Error::unsupported_processing_id);
+    CHECK(m.rejection->segment_id == "MSH");
+    CHECK(m.rejection->field == 11);
+    CHECK(m.records.empty());
+    CHECK(ack_of(m) == "AR");
+  }
+  for (const std::string id : {"P", "", "P^T"}) {  // empty counts as P; P^T is P in current processing mode
+    INFO(id);
+    const auto m = map_text(message(id), defaults);
+    CHECK_FALSE(m.rejection);
+    CHECK(m.records.size() == 1);
+  }
+  Hl7Options test_feed;
+  test_feed.processing_ids = {"P", "T"};
+  CHECK(map_text(message("T"), test_feed).records.size() == 1);
+  CHECK(map_text(message("D"), test_feed).rejection);
 }
 
 TEST_CASE("team-written: ADT^A31 updates; A40 without MRG or merging into itself is refused", "[ingest][hl7]") {

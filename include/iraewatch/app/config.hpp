@@ -36,8 +36,9 @@ struct MllpListenerConfig {
 struct Hl7Config {
   std::int32_t default_offset_min = 0;  // zone of times sent without one ("+01:00")
   std::vector<std::string> identifier_types = {"MR"};
-  std::string assigning_authority;     // "" accepts any
-  std::string facility = "IRAEWATCH";  // MSH-4 of our ACKs
+  std::string assigning_authority;                  // "" accepts any
+  std::string facility = "IRAEWATCH";               // MSH-4 of our ACKs
+  std::vector<std::string> processing_ids = {"P"};  // MSH-11 values taken as patient data
 };
 
 // Where alert events go (docs/configuration.md). Relative paths are inside data_dir.

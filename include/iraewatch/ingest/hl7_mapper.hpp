@@ -23,6 +23,9 @@ struct Hl7Options {
   // Which PID-3 identifier is the patient: its type (CX-5) and, when set, assigning authority (CX-4).
   std::vector<std::string> identifier_types = {"MR"};
   std::string assigning_authority;
+  // MSH-11 processing ids taken as real data (P production; T training and D debugging are
+  // refused, 202, unless listed). An empty MSH-11 counts as P.
+  std::vector<std::string> processing_ids = {"P"};
 };
 
 // HL7 table 0357 (message error condition codes) used in ERR-3.
