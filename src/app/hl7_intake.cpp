@@ -101,13 +101,9 @@ Hl7Prepared Hl7Intake::prepare(std::string payload, std::string source, std::int
   } else {
     for (const auto& issue : mapped.issues) {
       if (p.reason.empty()) p.reason = issue.message;
-      // "OBX-6: ..." unless the message already starts by naming its segment.
-      std::string reason = issue.message;
-      if (!reason.starts_with(issue.segment_id + "-"))
-        reason = issue.segment_id + "-" + std::to_string(issue.field) + ": " + reason;
       const std::size_t unused = issue.unused_segment.value_or(issue.segment_index);
       p.rejected_segments.push_back(
-          {static_cast<std::int64_t>(unused + 1), std::move(reason), std::string(m.segment(unused))});
+          {static_cast<std::int64_t>(unused + 1), ingest::located(issue), std::string(m.segment(unused))});
     }
   }
   return p;

@@ -110,10 +110,9 @@ bool read_hl7_file(const std::string& file, const ingest::Hl7Mapper& mapper, Chu
       continue;
     }
     for (const auto& issue : mapped.issues)
-      chunk.lines.push_back(ParsedLine{
-          n, core::fail(core::ErrorCode::invalid_input, "message " + mapped.control_id + " " + code + ": " +
-                                                            issue.segment_id + "-" + std::to_string(issue.field) +
-                                                            ": " + issue.message)});
+      chunk.lines.push_back(
+          ParsedLine{n, core::fail(core::ErrorCode::invalid_input,
+                                   "message " + mapped.control_id + " " + code + ": " + ingest::located(issue))});
     for (auto& r : mapped.records) chunk.lines.push_back(ParsedLine{n, std::move(r)});
   }
   queue.push(std::move(chunk));

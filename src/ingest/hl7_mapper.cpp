@@ -430,6 +430,11 @@ core::Result<core::EventTime> parse_hl7_time(std::string_view dtm, std::int32_t 
   return core::EventTime{local_ms - static_cast<std::int64_t>(offset) * 60'000, offset};
 }
 
+std::string located(const Hl7Issue& issue) {
+  if (issue.message.starts_with(issue.segment_id + "-")) return issue.message;
+  return issue.segment_id + "-" + std::to_string(issue.field) + ": " + issue.message;
+}
+
 Hl7Mapper::Hl7Mapper(const core::ConceptMap& concepts, Hl7Options options)
     : concepts_(&concepts), options_(std::move(options)) {}
 
@@ -538,7 +543,6 @@ Hl7Mapped Hl7Mapper::map(const Message& m, std::int64_t received_ms) const {
           return refuse(3, 0, Hl7Error::data_type, "PID-3 or MRG-1 identifier is too long");
         out.merges.emplace_back(prior, surviving);
       }
-      out.merged_patient = out.merges.front().first;
       break;
     }
     case Hl7Mapped::Kind::unsupported:

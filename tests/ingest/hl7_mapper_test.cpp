@@ -513,7 +513,6 @@ TEST_CASE("ADT^A40 fixture: HL7-5099 merged into HL7-5005", "[ingest][hl7]") {
   CHECK(mapped.kind == Hl7Mapped::Kind::patient_merge);
   CHECK(ack_of(mapped) == "AA");
   CHECK(mapped.patient == "HL7-5005");
-  CHECK(mapped.merged_patient == "HL7-5099");
   CHECK(mapped.merges == std::vector<std::pair<std::string, std::string>>{{"HL7-5099", "HL7-5005"}});
   CHECK(mapped.records.empty());
 }

@@ -57,6 +57,10 @@ struct Hl7Issue {
   std::optional<std::size_t> unused_segment;
 };
 
+// An issue as one line for people and the rejected-input table: "OBX-6: <message>", unless the
+// message already starts by naming its segment ("OBX-14: ...", "OBR-7 (used for this OBX): ...").
+std::string located(const Hl7Issue& issue);
+
 struct Hl7Mapped {
   enum class Kind { results, administrations, patient_update, patient_merge, unsupported };
   Kind kind = Kind::unsupported;
@@ -69,7 +73,6 @@ struct Hl7Mapped {
   std::vector<Hl7Issue> issues;       // items that were not used (AE/CE): their segments are rejected input
   std::optional<Hl7Issue> rejection;  // the whole message is refused (AR/CR)
   std::string patient;                // ADT: the patient updated; A40: the surviving patient
-  std::string merged_patient;         // A40: the prior identifier, merged into `patient` (the first pair)
   // A40: every (prior, surviving) pair, one per PID with its MRG, in message order.
   std::vector<std::pair<std::string, std::string>> merges;
   std::size_t ignored_results = 0;  // OBX-11 X (no result) and the like: neither used nor an error
