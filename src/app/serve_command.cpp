@@ -116,8 +116,8 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
   auto rule_set = load_rules_or_report(config);
   if (!rule_set) return 2;
   // The writer's connection never checkpoints inside a commit; the checkpointer's does it aside.
-  auto wal_frames = std::make_shared<std::atomic<std::int64_t>>(0);
-  auto store = store::Store::open(config.data_dir, {config.synchronous_full, 5000, true, false, wal_frames});
+  auto wal = std::make_shared<store::WalGauge>();
+  auto store = store::Store::open(config.data_dir, {config.synchronous_full, 5000, true, false, wal});
   if (!store) {
     spdlog::critical("cannot open the store: {}", store.error().message);
     return 2;
@@ -127,7 +127,7 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
     spdlog::critical("cannot open the store: {}", checkpoint_store.error().message);
     return 2;
   }
-  store::Checkpointer checkpointer(std::move(*checkpoint_store), std::chrono::milliseconds(1000), wal_frames);
+  store::Checkpointer checkpointer(std::move(*checkpoint_store), std::chrono::milliseconds(1000), wal);
   auto alerting = Alerting::start(rule_set, **store, lifecycle_policy(config));
   if (!alerting) {
     spdlog::critical("{}", alerting.error().message);

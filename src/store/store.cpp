@@ -86,16 +86,16 @@ core::Result<std::unique_ptr<Store>> Store::open(const std::string& data_dir, St
   if (setup) setup = exec(db, "PRAGMA cache_size = -65536");  // 64 MiB: keeps the indexes hot
   if (setup && !options.auto_checkpoint) {
     setup = exec(db, "PRAGMA wal_autocheckpoint = 0");
-    if (options.wal_frames) {
-      // Replaces SQLite's own hook (auto-checkpoint is off). The counter outlives the connection:
-      // the hook's argument is the shared atomic, kept alive by the Store.
+    if (options.wal) {
+      // Replaces SQLite's own hook (auto-checkpoint is off). The gauge outlives the connection:
+      // the hook's argument is the shared gauge, kept alive by the Store.
       sqlite3_wal_hook(
           db,
           [](void* arg, sqlite3*, const char*, int frames) {
-            static_cast<std::atomic<std::int64_t>*>(arg)->store(frames, std::memory_order_relaxed);
+            static_cast<WalGauge*>(arg)->frames.store(frames, std::memory_order_relaxed);
             return SQLITE_OK;
           },
-          options.wal_frames.get());
+          options.wal.get());
     }
   }
   if (setup) {
@@ -107,7 +107,7 @@ core::Result<std::unique_ptr<Store>> Store::open(const std::string& data_dir, St
     return std::unexpected(setup.error());
   }
   auto store = std::unique_ptr<Store>(new Store(db, std::make_unique<Statements>(db)));
-  store->wal_frames_ = options.wal_frames;
+  store->wal_ = options.wal;
   return store;
 }
 
@@ -119,8 +119,18 @@ Store::~Store() {
   sqlite3_close(db_);
 }
 
-core::Result<void> Store::checkpoint() {
-  return exec(db_, "PRAGMA wal_checkpoint(PASSIVE)");
+core::Result<Store::CheckpointResult> Store::checkpoint() {
+  CheckpointResult result;
+  const int rc =
+      sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &result.log_frames, &result.copied_frames);
+  if (rc != SQLITE_OK) return std::unexpected(sqlite_error(db_, "WAL checkpoint failed"));
+  return result;
+}
+
+void Store::finish_checkpoint_if_wanted() {
+  if (!wal_ || in_transaction_ || !wal_->tail_wanted.exchange(false, std::memory_order_relaxed)) return;
+  // A failure (say, the checkpointer's own run is still going) only means the WAL restarts later.
+  (void)checkpoint();
 }
 
 int Store::schema_version() {

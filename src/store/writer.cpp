@@ -78,6 +78,7 @@ void Writer::run() {
     }
     commit_group(group);
     group.clear();
+    store_->finish_checkpoint_if_wanted();
   }
 }
 

@@ -3,7 +3,9 @@
 // pay for it (a checkpoint inside a commit held acknowledgements for up to tens of ms). Each
 // checkpoint still slows the commits that overlap it (its writes and fsync share the disk), so
 // with a WAL size counter it checkpoints only once the WAL holds `min_frames` frames, or
-// `max_wait` after the last checkpoint: rarer and larger, and each hot page copied once.
+// `max_wait` after the last checkpoint: rarer and larger, and each hot page copied once. Under a
+// steady load it leaves the last few frames to the writer (WalGauge), so that the WAL restarts
+// from its beginning instead of growing for as long as the load lasts.
 
 #include <chrono>
 #include <condition_variable>
@@ -17,20 +19,20 @@ namespace iraewatch::store {
 
 class Checkpointer {
  public:
-  // `wal_frames`: the writer's counter (StoreOptions::wal_frames); null checkpoints every tick.
-  Checkpointer(std::unique_ptr<Store> store, std::chrono::milliseconds every,
-               std::shared_ptr<std::atomic<std::int64_t>> wal_frames = nullptr, std::int64_t min_frames = 4000,
-               std::chrono::milliseconds max_wait = std::chrono::seconds(30));
+  // `wal`: the writer's gauge (StoreOptions::wal); null checkpoints every tick.
+  Checkpointer(std::unique_ptr<Store> store, std::chrono::milliseconds every, std::shared_ptr<WalGauge> wal = nullptr,
+               std::int64_t min_frames = 4000, std::chrono::milliseconds max_wait = std::chrono::seconds(30));
   ~Checkpointer();  // runs a last checkpoint and ends the thread
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
 
  private:
   void run();
+  void checkpoint_once();
 
   std::unique_ptr<Store> store_;
   std::chrono::milliseconds every_;
-  std::shared_ptr<std::atomic<std::int64_t>> wal_frames_;
+  std::shared_ptr<WalGauge> wal_;
   std::int64_t min_frames_;
   std::chrono::milliseconds max_wait_;
   std::mutex mutex_;

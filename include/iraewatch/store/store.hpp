@@ -41,15 +41,26 @@ struct WriteOutcome {
   int version = 0;  // the record's version (1 for a new id); 0 for rejections
 };
 
+// Shared by the writer's connection and the Checkpointer (serve): how full the WAL is, and
+// whether the checkpointer wants the writer to finish a checkpoint. A PASSIVE checkpoint that
+// runs beside a busy writer never copies the frames committed while it ran, so SQLite never
+// starts the WAL over and the file grows for as long as the load lasts (hundreds of MB a minute
+// at benchmark rates, each commit an append that also rewrites the inode). The checkpointer does
+// the bulk of the copying; the writer then copies the few frames left, between two of its
+// transactions, so that its next transaction starts the WAL from the beginning.
+struct WalGauge {
+  std::atomic<std::int64_t> frames{0};   // frames in the WAL after the writer's last commit
+  std::atomic<bool> tail_wanted{false};  // set by the checkpointer, cleared by the writer
+};
+
 struct StoreOptions {
   bool synchronous_full = true;  // fsync every commit (synchronous=FULL); NORMAL otherwise
   int busy_timeout_ms = 5000;
   bool create = true;  // false: an absent database is an error (for read-only tools)
   // false: this connection never checkpoints the WAL inside a commit; a Checkpointer must.
   bool auto_checkpoint = true;
-  // When set (with auto_checkpoint false): after each commit, the number of frames in the WAL,
-  // for a Checkpointer that checkpoints by size rather than by the clock.
-  std::shared_ptr<std::atomic<std::int64_t>> wal_frames;
+  // When set (with auto_checkpoint false): the writer's side of a Checkpointer (see WalGauge).
+  std::shared_ptr<WalGauge> wal;
 };
 
 // One stored version of an observation, as read back (for tests, tools and the engine's warm-up).
@@ -153,7 +164,14 @@ class Store {
   core::Result<void> set_output_position(const std::string& name, std::int64_t seq, std::int64_t now_ms);
 
   // Copies committed WAL pages into the database without blocking writers (PASSIVE).
-  core::Result<void> checkpoint();
+  struct CheckpointResult {
+    int log_frames = 0;     // frames in the WAL
+    int copied_frames = 0;  // of which are now in the database
+  };
+  core::Result<CheckpointResult> checkpoint();
+  // For the writer's connection, between transactions: when the Checkpointer asked for it (see
+  // WalGauge), a PASSIVE checkpoint of the frames it could not copy. Does nothing otherwise.
+  void finish_checkpoint_if_wanted();
 
   // Reads.
   int schema_version();
@@ -193,7 +211,7 @@ class Store {
   sqlite3* db_;
   std::unique_ptr<Statements> stmts_;
   bool in_transaction_ = false;
-  std::shared_ptr<std::atomic<std::int64_t>> wal_frames_;  // kept alive for the WAL hook
+  std::shared_ptr<WalGauge> wal_;  // kept alive for the WAL hook
 };
 
 }  // namespace iraewatch::store
