@@ -160,6 +160,16 @@ ALTER TABLE patients ADD COLUMN merged_into TEXT;
 DROP INDEX observations_by_hash;
 DROP INDEX administrations_by_hash;
 )sql",
+    // 5: the by-patient indexes serve what reads by patient: a patient's history and an ADT^A40
+    // merge (both scanned the whole table, since they read every version, not only current ones).
+    // Without the concept in the key, the observations of one message, same patient and time,
+    // sit together: one index page per message instead of one per concept.
+    R"sql(
+DROP INDEX observations_by_patient;
+CREATE INDEX observations_by_patient ON observations (patient_id, event_time_ms);
+DROP INDEX administrations_by_patient;
+CREATE INDEX administrations_by_patient ON administrations (patient_id, event_time_ms);
+)sql",
 };
 
 core::Result<void> exec(sqlite3* db, std::string_view sql, std::string_view what) {

@@ -10,6 +10,18 @@
 
 namespace iraewatch::store {
 
+inline constexpr const char* kObservationInsert =
+    "INSERT INTO observations (feed, record_id, version, is_current, patient_id, code_system, code, concept, "
+    "value_num, value_text, unit, canonical_value, canonical_unit, event_time_ms, event_offset_min, status, ref_low, "
+    "ref_high, ref_from_sender, baseline, message_id, received_ms, content_hash) VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, "
+    "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)";
+inline constexpr const char* kAdministrationInsert =
+    "INSERT INTO administrations (feed, record_id, version, is_current, patient_id, drug_system, drug_code, ici, "
+    "ici_class, event_time_ms, event_offset_min, status, message_id, received_ms, content_hash) VALUES (?1, ?2, ?3, "
+    "1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+// Appended to an insert bound with version 1: a record id already stored inserts nothing.
+inline constexpr const char* kFirstVersionOnly = " ON CONFLICT (feed, record_id, version) DO NOTHING";
+
 struct Store::Statements {
   explicit Statements(sqlite3* db)
       : begin(db, "BEGIN IMMEDIATE"),
@@ -19,19 +31,13 @@ struct Store::Statements {
         insert_patient(db, "INSERT INTO patients (patient_key, first_seen_ms) VALUES (?1, ?2)"),
         obs_versions(db, "SELECT version, content_hash FROM observations WHERE feed = ?1 AND record_id = ?2"),
         obs_retire(db, "UPDATE observations SET is_current = 0 WHERE feed = ?1 AND record_id = ?2 AND is_current = 1"),
-        obs_insert(db,
-                   "INSERT INTO observations (feed, record_id, version, is_current, patient_id, code_system, code, "
-                   "concept, value_num, value_text, unit, canonical_value, canonical_unit, event_time_ms, "
-                   "event_offset_min, status, ref_low, ref_high, ref_from_sender, baseline, message_id, received_ms, "
-                   "content_hash) VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-                   "?17, ?18, ?19, ?20, ?21, ?22)"),
+        obs_insert(db, kObservationInsert),
+        obs_insert_new(db, std::string(kObservationInsert) + kFirstVersionOnly),
         med_versions(db, "SELECT version, content_hash FROM administrations WHERE feed = ?1 AND record_id = ?2"),
         med_retire(db,
                    "UPDATE administrations SET is_current = 0 WHERE feed = ?1 AND record_id = ?2 AND is_current = 1"),
-        med_insert(db,
-                   "INSERT INTO administrations (feed, record_id, version, is_current, patient_id, drug_system, "
-                   "drug_code, ici, ici_class, event_time_ms, event_offset_min, status, message_id, received_ms, "
-                   "content_hash) VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+        med_insert(db, kAdministrationInsert),
+        med_insert_new(db, std::string(kAdministrationInsert) + kFirstVersionOnly),
         insert_rejected(
             db,
             "INSERT INTO rejected (received_ms, feed, source, position, error_code, reason, raw, truncated) "
@@ -70,8 +76,10 @@ struct Store::Statements {
   Statement begin, commit, rollback;
   Statement find_patient, insert_patient;
   // The versions of one record (the UNIQUE (feed, record_id, version) index finds them).
-  Statement obs_versions, obs_retire, obs_insert;
-  Statement med_versions, med_retire, med_insert;
+  // *_insert_new: the same insert, as version 1 of a record id not seen before; it inserts nothing
+  // when the id has a version 1 already (then the versions are read, as identify() does).
+  Statement obs_versions, obs_retire, obs_insert, obs_insert_new;
+  Statement med_versions, med_retire, med_insert, med_insert_new;
   Statement insert_rejected;
   Statement save_alert, insert_alert_event, alert_events_after, alert_lines_after, last_alert_seq;
   Statement find_message, insert_message;

@@ -242,19 +242,9 @@ core::Result<Identity> identify(Statement& versions, Statement& retire, const st
   return out;
 }
 
-}  // namespace
-
-core::Result<WriteOutcome> Store::apply_observation(const core::Observation& o) {
-  const std::uint64_t hash = core::content_hash(o);
-  auto& s = *stmts_;
-  auto identity = identify(s.obs_versions, s.obs_retire, o.provenance.feed, o.id, hash);
-  if (!identity) return std::unexpected(identity.error());
-  if (identity->duplicate) return WriteOutcome{WriteOutcome::Kind::duplicate, identity->version};
-  const int version = identity->version;
-  auto patient = patient_id(o.patient, o.provenance.received_ms);
-  if (!patient) return std::unexpected(patient.error());
-  auto& ins = s.obs_insert;
-  ins.bind(1, o.provenance.feed).bind(2, o.id).bind(3, std::int64_t{version}).bind(4, *patient);
+void bind_observation(Statement& ins, const core::Observation& o, int version, std::int64_t patient,
+                      std::uint64_t hash) {
+  ins.bind(1, o.provenance.feed).bind(2, o.id).bind(3, std::int64_t{version}).bind(4, patient);
   ins.bind(5, o.code.system).bind(6, o.code.code).bind_text_or_null(7, o.concept_name);
   ins.bind(8, o.value);
   if (o.value)
@@ -266,26 +256,51 @@ core::Result<WriteOutcome> Store::apply_observation(const core::Observation& o) 
   ins.bind(16, o.ref_low).bind(17, o.ref_high).bind(18, std::int64_t{o.ref_from_sender});
   ins.bind(19, std::int64_t{o.baseline}).bind_text_or_null(20, o.provenance.message_id);
   ins.bind(21, o.provenance.received_ms).bind(22, hash_column(hash));
-  if (auto r = ins.run(); !r) return std::unexpected(r.error());
-  return WriteOutcome{WriteOutcome::Kind::stored, version};
 }
 
-core::Result<WriteOutcome> Store::apply_medication(const core::MedicationAdministration& m) {
-  const std::uint64_t hash = core::content_hash(m);
-  auto& s = *stmts_;
-  auto identity = identify(s.med_versions, s.med_retire, m.provenance.feed, m.id, hash);
-  if (!identity) return std::unexpected(identity.error());
-  if (identity->duplicate) return WriteOutcome{WriteOutcome::Kind::duplicate, identity->version};
-  const int version = identity->version;
-  auto patient = patient_id(m.patient, m.provenance.received_ms);
-  if (!patient) return std::unexpected(patient.error());
-  auto& ins = s.med_insert;
-  ins.bind(1, m.provenance.feed).bind(2, m.id).bind(3, std::int64_t{version}).bind(4, *patient);
+void bind_administration(Statement& ins, const core::MedicationAdministration& m, int version, std::int64_t patient,
+                         std::uint64_t hash) {
+  ins.bind(1, m.provenance.feed).bind(2, m.id).bind(3, std::int64_t{version}).bind(4, patient);
   ins.bind(5, m.drug.system).bind(6, m.drug.code).bind_text_or_null(7, m.ici).bind_text_or_null(8, m.ici_class);
   ins.bind(9, m.time.utc_ms).bind(10, std::int64_t{m.time.offset_min}).bind(11, core::to_string(m.status));
   ins.bind_text_or_null(12, m.provenance.message_id).bind(13, m.provenance.received_ms).bind(14, hash_column(hash));
-  if (auto r = ins.run(); !r) return std::unexpected(r.error());
-  return WriteOutcome{WriteOutcome::Kind::stored, version};
+}
+
+// Most records arrive once: each is inserted as version 1 straight away, and only when its id is
+// stored already are its versions read (identify).
+template <typename Record, typename Bind>
+core::Result<WriteOutcome> insert_record(sqlite3* db, const Record& r, std::int64_t patient, Statement& insert_new,
+                                         Statement& insert, Statement& versions, Statement& retire, Bind bind) {
+  const std::uint64_t hash = core::content_hash(r);
+  bind(insert_new, r, 1, patient, hash);
+  if (auto done = insert_new.run(); !done) return std::unexpected(done.error());
+  if (sqlite3_changes(db) == 1) return WriteOutcome{WriteOutcome::Kind::stored, 1};
+  auto identity = identify(versions, retire, r.provenance.feed, r.id, hash);
+  if (!identity) return std::unexpected(identity.error());
+  if (identity->duplicate) return WriteOutcome{WriteOutcome::Kind::duplicate, identity->version};
+  bind(insert, r, identity->version, patient, hash);
+  if (auto done = insert.run(); !done) return std::unexpected(done.error());
+  return WriteOutcome{WriteOutcome::Kind::stored, identity->version};
+}
+
+}  // namespace
+
+// The patient is looked up (or added) first. A duplicate's patient exists already, since the
+// content hash covers the patient.
+core::Result<WriteOutcome> Store::apply_observation(const core::Observation& o) {
+  auto patient = patient_id(o.patient, o.provenance.received_ms);
+  if (!patient) return std::unexpected(patient.error());
+  auto& s = *stmts_;
+  return insert_record(db_, o, *patient, s.obs_insert_new, s.obs_insert, s.obs_versions, s.obs_retire,
+                       bind_observation);
+}
+
+core::Result<WriteOutcome> Store::apply_medication(const core::MedicationAdministration& m) {
+  auto patient = patient_id(m.patient, m.provenance.received_ms);
+  if (!patient) return std::unexpected(patient.error());
+  auto& s = *stmts_;
+  return insert_record(db_, m, *patient, s.med_insert_new, s.med_insert, s.med_versions, s.med_retire,
+                       bind_administration);
 }
 
 core::Result<WriteOutcome> Store::apply_rejection(const Rejection& r) {
