@@ -39,19 +39,25 @@ int ingest_hl7_file(const std::string& file, Hl7Intake& hl7, store::Writer& writ
     ++totals.rejected;
     return 0;
   }
-  // Submitted together so that the writer groups them; completions come back in order.
+  // Parsed, mapped and answered here, as the listener's thread does; only the store work runs in
+  // the writer's transaction. Submitted together so that the writer groups them; completions
+  // come back in order.
+  const std::int64_t now_ms = core::wall_clock_ms();
+  std::vector<Hl7Prepared> prepared;
+  prepared.reserve(messages->size());
+  for (const auto& message : *messages) prepared.push_back(hl7.prepare(std::string(message), file, now_ms));
   struct Done {
     core::Result<Hl7Outcome> outcome = core::fail(core::ErrorCode::store_unavailable, "not run");
     core::Result<void> committed;
   };
-  std::vector<Done> done(messages->size());
+  std::vector<Done> done(prepared.size());
   std::mutex mutex;
   std::condition_variable cv;
   std::size_t completed = 0;
-  for (std::size_t i = 0; i < messages->size(); ++i) {
+  for (std::size_t i = 0; i < prepared.size(); ++i) {
     writer.submit_task(
         [&, i](store::Store& s) -> core::Result<void> {
-          done[i].outcome = hl7.process(s, (*messages)[i], file, core::wall_clock_ms());
+          done[i].outcome = hl7.commit(s, prepared[i]);
           if (!done[i].outcome) return std::unexpected(done[i].outcome.error());
           return {};
         },
@@ -64,7 +70,7 @@ int ingest_hl7_file(const std::string& file, Hl7Intake& hl7, store::Writer& writ
   }
   {
     std::unique_lock lock(mutex);
-    cv.wait(lock, [&] { return completed == messages->size(); });
+    cv.wait(lock, [&] { return completed == prepared.size(); });
   }
   bool failed = false;
   std::size_t stored = 0, duplicates = 0, rejected = 0;
@@ -76,9 +82,9 @@ int ingest_hl7_file(const std::string& file, Hl7Intake& hl7, store::Writer& writ
       continue;
     }
     const auto& o = *done[i].outcome;
-    auto parsed = ingest::hl7::Message::parse((*messages)[i]);
-    const std::string control = parsed ? std::string(parsed->raw(0, 10)) : "?";
-    const std::string type = parsed ? std::string(parsed->raw(0, 9)) : "?";
+    const auto& mapped = prepared[i].mapped;
+    const std::string type = mapped.message_type.empty() ? "?" : mapped.message_type;
+    const std::string control = mapped.control_id.empty() ? "?" : mapped.control_id;
     std::printf("%s: message %zu (%s, control id %s): %s%s%s%s\n", file.c_str(), i + 1, type.c_str(),
                 control.substr(0, 64).c_str(), o.ack_code.c_str(), o.repeat ? " (already received: stored ACK)" : "",
                 o.reason.empty() ? "" : ": ", o.reason.substr(0, 200).c_str());

@@ -19,6 +19,7 @@
 #include "iraewatch/rules/rule_set_loader.hpp"
 #include "iraewatch/store/store.hpp"
 #include "support/daemon.hpp"
+#include "support/hl7_samples.hpp"
 
 // One HL7 v2 message end to end (src/app/hl7_intake.cpp): parse, map, deduplicate, keep the raw
 // message with its ACK, store records and rejected segments, ADT updates and merges, inside one
@@ -27,50 +28,11 @@
 
 using namespace iraewatch;
 using ingest::hl7::Message;
+using namespace iraewatch::testing::hl7;
 
 namespace {
 
-const std::string kSampleDir = std::string(IRAEWATCH_SOURCE_DIR) + "/tests/data/third_party/hl7v2/";
-const std::string kTeamDir = std::string(IRAEWATCH_SOURCE_DIR) + "/tests/data/hl7/";
 constexpr std::int64_t kNow = 1'772'000'000'000;
-
-const core::ConceptMap& concepts() {
-  static const auto rules = rules::load_rule_set(std::string(IRAEWATCH_SOURCE_DIR) + "/rules").rules;
-  REQUIRE(rules);
-  return rules->concepts;
-}
-
-const std::string& file(const std::string& path) {
-  static std::map<std::string, std::string> cache;
-  auto it = cache.find(path);
-  if (it == cache.end()) it = cache.emplace(path, testing::read_file(path)).first;
-  return it->second;
-}
-
-std::vector<std::string_view> messages_in(const std::string& path) {
-  INFO(path);
-  auto messages = ingest::hl7::split_messages(file(path));
-  if (!messages) FAIL(messages.error().message);
-  return *messages;
-}
-
-std::string_view only_message(const std::string& path) {
-  const auto messages = messages_in(path);
-  REQUIRE(messages.size() == 1);
-  return messages.front();
-}
-
-// Keeps a text alive for the rest of the run: a Message is views into its text.
-std::string_view kept(std::string text) {
-  static std::list<std::string> texts;
-  return texts.emplace_back(std::move(text));
-}
-
-Message parse(std::string_view text) {
-  auto m = Message::parse(text);
-  if (!m) FAIL(m.error().message);
-  return *m;
-}
 
 // The same text with `from` replaced (once, and it must be there) by `to`.
 std::string replaced(std::string_view text, const std::string& from, const std::string& to) {
@@ -82,14 +44,6 @@ std::string replaced(std::string_view text, const std::string& from, const std::
 }
 
 // A store in a fresh folder and an intake on it (no alerting).
-// Several third-party samples are test messages (MSH-11 T): taken as patient data here, as a test
-// deployment would (hl7.processing_ids: [P, T]).
-ingest::Hl7Options sample_options() {
-  ingest::Hl7Options o;
-  o.processing_ids = {"P", "T"};
-  return o;
-}
-
 class Fixture {
  public:
   explicit Fixture(ingest::Hl7Options options = sample_options()) : intake_(concepts(), options, "ONCO", nullptr) {

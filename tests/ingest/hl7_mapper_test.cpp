@@ -15,6 +15,7 @@
 #include "iraewatch/ingest/hl7_message.hpp"
 #include "iraewatch/rules/rule_set_loader.hpp"
 #include "support/daemon.hpp"
+#include "support/hl7_samples.hpp"
 
 // HL7 v2 messages to records (src/ingest/hl7_mapper.cpp) and acknowledgements
 // (src/ingest/hl7_ack.cpp), against the third-party samples (tests/data/third_party/hl7v2), the
@@ -29,55 +30,13 @@ using ingest::Hl7Mapped;
 using ingest::Hl7Mapper;
 using ingest::Hl7Options;
 using ingest::hl7::Message;
+using namespace iraewatch::testing::hl7;
 
 namespace {
 
-const std::string kSampleDir = std::string(IRAEWATCH_SOURCE_DIR) + "/tests/data/third_party/hl7v2/";
-const std::string kTeamDir = std::string(IRAEWATCH_SOURCE_DIR) + "/tests/data/hl7/";
 constexpr std::int64_t kReceived = 1'772'000'000'000;
 const std::string kLoinc = "http://loinc.org";
 const std::string kRxNorm = "http://www.nlm.nih.gov/research/umls/rxnorm";
-
-const core::ConceptMap& concepts() {
-  static const auto rules = rules::load_rule_set(std::string(IRAEWATCH_SOURCE_DIR) + "/rules").rules;
-  REQUIRE(rules);
-  return rules->concepts;
-}
-
-// Files are read once and kept: messages are views into their text.
-const std::string& file(const std::string& path) {
-  static std::map<std::string, std::string> cache;
-  auto it = cache.find(path);
-  if (it == cache.end()) it = cache.emplace(path, testing::read_file(path)).first;
-  return it->second;
-}
-
-std::vector<std::string_view> messages_in(const std::string& path) {
-  INFO(path);
-  auto messages = ingest::hl7::split_messages(file(path));
-  if (!messages) FAIL(messages.error().message);
-  return *messages;
-}
-
-// Keeps a text (a built ACK) alive for the rest of the run: a Message is views into its text.
-std::string_view kept(std::string text) {
-  static std::list<std::string> texts;
-  return texts.emplace_back(std::move(text));
-}
-
-Message parse(std::string_view text) {
-  auto m = Message::parse(text);
-  if (!m) FAIL(m.error().message);
-  return *m;
-}
-
-// Several third-party samples are test messages (MSH-11 T): the tests take T as patient data, as a
-// test deployment would (hl7.processing_ids: [P, T]); the default (P only) is tested on its own.
-Hl7Options sample_options() {
-  Hl7Options o;
-  o.processing_ids = {"P", "T"};
-  return o;
-}
 
 Hl7Mapped map_text(std::string_view text, const Hl7Options& options = sample_options()) {
   const Hl7Mapper mapper(concepts(), options);

@@ -617,10 +617,12 @@ TEST_CASE("08 mllp: replies completed out of order go out in frame order", "[net
   }
 }
 
-TEST_CASE("09 mllp: past max_in_flight unanswered frames the server stops handing frames over", "[net]") {
+// Sends `messages` pipelined in one write to a server whose handler holds every reply: the server
+// must hand over `handed_over` frames and then wait; as the replies drain it hands over the rest,
+// and the client gets every reply, in order.
+static void check_flow_control(const net::MllpServerOptions& options, const std::vector<std::string>& messages,
+                               std::size_t handed_over) {
   asio::io_context io;
-  auto options = test_options();
-  options.max_in_flight = 3;
   HeldReplies held;
   net::MllpServer server(io, options, held.handler());
   REQUIRE(server.start());
@@ -629,59 +631,46 @@ TEST_CASE("09 mllp: past max_in_flight unanswered frames the server stops handin
   Client client(server.port());
   std::string bytes;
   std::vector<std::string> expected;
-  for (int i = 1; i <= 10; ++i) {
-    bytes += frame(numbered(i));
-    expected.push_back("ACK:" + numbered(i));
+  for (const auto& m : messages) {
+    bytes += frame(m);
+    expected.push_back("ACK:" + m);
   }
   client.send(bytes);
-  REQUIRE(eventually([&] { return held.calls() == 3; }));
+  REQUIRE(eventually([&] { return held.calls() == handed_over; }));
   std::this_thread::sleep_for(300ms);
-  CHECK(held.calls() == 3);  // held back until replies drain
+  CHECK(held.calls() == handed_over);  // held back until replies drain
   CHECK_FALSE(client.read_frame(100ms));
 
   std::vector<std::string> replies;
   const auto until = Clock::now() + 10s;
-  while (replies.size() < 10 && Clock::now() < until) {
+  while (replies.size() < messages.size() && Clock::now() < until) {
     held.release_all_reversed();
     if (auto reply = client.read_frame(50ms)) replies.push_back(std::move(*reply));
   }
   CHECK(replies == expected);
-  CHECK(held.calls() == 10);
-  CHECK(held.max_outstanding() <= 3);
+  CHECK(held.calls() == messages.size());
+  CHECK(held.max_outstanding() <= handed_over);
+}
+
+TEST_CASE("09 mllp: past max_in_flight unanswered frames the server stops handing frames over", "[net]") {
+  auto options = test_options();
+  options.max_in_flight = 3;
+  std::vector<std::string> messages;
+  for (int i = 1; i <= 10; ++i) messages.push_back(numbered(i));
+  check_flow_control(options, messages, 3);
 }
 
 TEST_CASE("09b mllp: past max_in_flight_bytes of unanswered frames the server stops handing frames over", "[net]") {
-  asio::io_context io;
   auto options = test_options();
   options.max_in_flight = 64;
-  options.max_in_flight_bytes = 2500;  // two 1,000-byte frames fit, a third does not
-  HeldReplies held;
-  net::MllpServer server(io, options, held.handler());
-  REQUIRE(server.start());
-  IoThread thread(io);
-
-  Client client(server.port());
-  std::string bytes;
-  std::vector<std::string> expected;
+  options.max_in_flight_bytes = 2500;  // 2,000 bytes held < 2,500: a third 1,000-byte frame is taken; then full
+  std::vector<std::string> messages;
   for (int i = 1; i <= 6; ++i) {
     std::string message = numbered(i);
     message += "|" + std::string(1000 - message.size() - 1, 'x');
-    bytes += frame(message);
-    expected.push_back("ACK:" + message);
+    messages.push_back(message);
   }
-  client.send(bytes);
-  REQUIRE(eventually([&] { return held.calls() == 3; }));  // 2,000 bytes held < 2,500: a third is taken
-  std::this_thread::sleep_for(300ms);
-  CHECK(held.calls() == 3);  // 3,000 bytes held: nothing more until replies drain
-
-  std::vector<std::string> replies;
-  const auto until = Clock::now() + 10s;
-  while (replies.size() < 6 && Clock::now() < until) {
-    held.release_all_reversed();
-    if (auto reply = client.read_frame(50ms)) replies.push_back(std::move(*reply));
-  }
-  CHECK(replies == expected);
-  CHECK(held.max_outstanding() <= 3);
+  check_flow_control(options, messages, 3);
 }
 
 TEST_CASE("10 mllp: a frame past max_frame_bytes gets the handler's reply, then the connection closes", "[net]") {
