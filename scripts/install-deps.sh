@@ -14,6 +14,7 @@ packages=(
   catch2                  # tests (v2)
   python3 python3-hl7     # black-box tests: a real third-party MLLP sender
   sqlite3                 # inspecting the store by hand and in tests
+  tzdata                  # hl7.time_zone: the IANA time zone database (/usr/share/zoneinfo)
 )
 
 missing=()

@@ -41,7 +41,7 @@ core::Result<std::vector<std::unique_ptr<alert::Output>>> make_outputs(const Con
 ingest::Hl7Options hl7_options(const Config& config) {
   ingest::Hl7Options o;
   o.feed = config.mllp.feed;
-  o.default_offset_min = config.hl7.default_offset_min;
+  o.zone = config.hl7.zone;
   o.identifier_types = config.hl7.identifier_types;
   o.assigning_authority = config.hl7.assigning_authority;
   o.processing_ids = config.hl7.processing_ids;

@@ -4,10 +4,34 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <limits>
 
 namespace iraewatch::app {
 namespace {
+
+// An IANA zone (Europe/London) from the system's time zone database: $TZDIR, else
+// /usr/share/zoneinfo (Debian's tzdata package).
+core::Result<core::TimeZone> load_time_zone(const std::string& name) {
+  const bool plain =
+      !name.empty() && name.size() <= 64 && name.front() != '/' && name.find("..") == std::string::npos &&
+      std::all_of(name.begin(), name.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '/' || ch == '_' || ch == '-' || ch == '+';
+      });
+  if (!plain)
+    return core::fail(core::ErrorCode::invalid_input,
+                      "'" + name.substr(0, 64) + "' is not a time zone name such as Europe/London");
+  const char* dir = std::getenv("TZDIR");
+  const std::string path = std::string(dir && *dir ? dir : "/usr/share/zoneinfo") + "/" + name;
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.is_open() || bytes.empty())
+    return core::fail(core::ErrorCode::invalid_input,
+                      "unknown time zone '" + name + "' (no file " + path + "; is the tzdata package installed?)");
+  return core::TimeZone::from_tzif(name, bytes);
+}
 
 // Walks the YAML and collects every problem, so that one run shows them all.
 class ConfigReader {
@@ -184,17 +208,33 @@ core::Result<Config> read_config(const YAML::Node& root, const std::string& path
     }
   }
   if (auto h = r.section(root, "hl7")) {
-    r.keys(h, {"default_utc_offset", "identifier_types", "assigning_authority", "facility", "processing_ids"}, "hl7");
-    std::string offset = "+00:00";
-    r.get(h, "default_utc_offset", offset);
-    if (offset.size() != 6 || (offset[0] != '+' && offset[0] != '-') || offset[3] != ':' ||
-        !std::isdigit(static_cast<unsigned char>(offset[1])) || !std::isdigit(static_cast<unsigned char>(offset[2])) ||
-        !std::isdigit(static_cast<unsigned char>(offset[4])) || !std::isdigit(static_cast<unsigned char>(offset[5])) ||
-        std::stoi(offset.substr(1, 2)) > 14 || std::stoi(offset.substr(4, 2)) > 59) {
-      r.problem(h["default_utc_offset"], "'default_utc_offset' must look like +01:00 or -05:00");
-    } else {
-      c.hl7.default_offset_min =
-          (offset[0] == '-' ? -1 : 1) * (std::stoi(offset.substr(1, 2)) * 60 + std::stoi(offset.substr(4, 2)));
+    r.keys(h,
+           {"time_zone", "default_utc_offset", "identifier_types", "assigning_authority", "facility", "processing_ids"},
+           "hl7");
+    if (h["time_zone"] && h["default_utc_offset"]) {
+      r.problem(h["default_utc_offset"], "set 'time_zone' or 'default_utc_offset', not both");
+    } else if (auto name = h["time_zone"]) {
+      if (!name.IsScalar()) {
+        r.problem(name, "'time_zone' must be a zone name such as Europe/London");
+      } else if (auto zone = load_time_zone(name.Scalar()); !zone) {
+        r.problem(name, zone.error().message);
+      } else {
+        c.hl7.zone = std::move(*zone);
+      }
+    } else if (auto node = h["default_utc_offset"]) {
+      std::string offset;
+      r.get(h, "default_utc_offset", offset);
+      if (offset.size() != 6 || (offset[0] != '+' && offset[0] != '-') || offset[3] != ':' ||
+          !std::isdigit(static_cast<unsigned char>(offset[1])) ||
+          !std::isdigit(static_cast<unsigned char>(offset[2])) ||
+          !std::isdigit(static_cast<unsigned char>(offset[4])) ||
+          !std::isdigit(static_cast<unsigned char>(offset[5])) || std::stoi(offset.substr(1, 2)) > 14 ||
+          std::stoi(offset.substr(4, 2)) > 59) {
+        r.problem(node, "'default_utc_offset' must look like +01:00 or -05:00");
+      } else {
+        c.hl7.zone = core::TimeZone::fixed((offset[0] == '-' ? -1 : 1) *
+                                           (std::stoi(offset.substr(1, 2)) * 60 + std::stoi(offset.substr(4, 2))));
+      }
     }
     if (auto types = h["identifier_types"]) {
       if (!types.IsSequence() || types.size() == 0) {

@@ -163,7 +163,7 @@ void map_obx(Context& c, std::size_t seg, const std::string& order_id, std::size
         issue(m, seg, 14, 0, Hl7Error::required_field_missing, "no observation time: OBX-14 and OBR-7 are empty"));
     return;
   }
-  auto t = parse_hl7_time(when, c.options.default_offset_min);
+  auto t = parse_hl7_time(when, c.options.zone);
   if (!t) {
     if (obx_time.empty()) {
       // The bad time is the OBR's: the ERR points there, and this OBX is what is not used.
@@ -347,7 +347,7 @@ void map_administrations(Context& c) {
           issue(m, seg, 3, 0, Hl7Error::required_field_missing, "RXA-3 (administration start) is empty"));
       continue;
     }
-    auto t = parse_hl7_time(when, c.options.default_offset_min);
+    auto t = parse_hl7_time(when, c.options.zone);
     if (!t) {
       c.out.issues.push_back(issue(m, seg, 3, 0, Hl7Error::data_type, "RXA-3: " + t.error().message));
       continue;
@@ -379,7 +379,7 @@ void map_administrations(Context& c) {
 
 }  // namespace
 
-core::Result<core::EventTime> parse_hl7_time(std::string_view dtm, std::int32_t default_offset_min) {
+core::Result<core::EventTime> parse_hl7_time(std::string_view dtm, const core::TimeZone& zone) {
   dtm = trim(dtm);
   auto bad = [&](const char* why) {
     return core::fail(core::ErrorCode::invalid_time,
@@ -387,7 +387,7 @@ core::Result<core::EventTime> parse_hl7_time(std::string_view dtm, std::int32_t 
   };
   std::size_t zone_at = dtm.find_first_of("+-");
   std::string_view digits = dtm.substr(0, zone_at);
-  std::string_view zone = zone_at == std::string_view::npos ? std::string_view{} : dtm.substr(zone_at);
+  std::string_view offset_text = zone_at == std::string_view::npos ? std::string_view{} : dtm.substr(zone_at);
   std::string_view fraction;
   if (auto dot = digits.find('.'); dot != std::string_view::npos) {
     fraction = digits.substr(dot + 1);
@@ -415,18 +415,20 @@ core::Result<core::EventTime> parse_hl7_time(std::string_view dtm, std::int32_t 
   if (month == 2 && day == 29 && !leap) return bad("out of range");
   int ms = 0;
   for (std::size_t i = 0; i < 3; ++i) ms = ms * 10 + (i < fraction.size() ? fraction[i] - '0' : 0);
-  std::int32_t offset = default_offset_min;
-  if (!zone.empty()) {
-    if (zone.size() != 5) return bad("zone must be +HHMM or -HHMM");
-    for (char ch : zone.substr(1))
-      if (ch < '0' || ch > '9') return bad("zone must be +HHMM or -HHMM");
-    const int zh = (zone[1] - '0') * 10 + (zone[2] - '0'), zm = (zone[3] - '0') * 10 + (zone[4] - '0');
-    if (zh > 14 || zm > 59) return bad("zone out of range");
-    offset = (zone[0] == '-' ? -1 : 1) * (zh * 60 + zm);
-  }
   const std::int64_t days = core::days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
   const std::int64_t local_ms =
       ((days * 24 + hour) * 60 + minute) * 60'000LL + static_cast<std::int64_t>(std::min(second, 59)) * 1000 + ms;
+  if (offset_text.empty()) {
+    const auto instant = zone.from_local(local_ms);
+    return core::EventTime{instant.utc_ms, instant.offset_min};
+  }
+  if (offset_text.size() != 5) return bad("zone must be +HHMM or -HHMM");
+  for (char ch : offset_text.substr(1))
+    if (ch < '0' || ch > '9') return bad("zone must be +HHMM or -HHMM");
+  const int zh = (offset_text[1] - '0') * 10 + (offset_text[2] - '0'),
+            zm = (offset_text[3] - '0') * 10 + (offset_text[4] - '0');
+  if (zh > 14 || zm > 59) return bad("zone out of range");
+  const std::int32_t offset = (offset_text[0] == '-' ? -1 : 1) * (zh * 60 + zm);
   return core::EventTime{local_ms - static_cast<std::int64_t>(offset) * 60'000, offset};
 }
 

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "iraewatch/app/config.hpp"
@@ -231,4 +233,36 @@ TEST_CASE("hl7.processing_ids: P by default; a list of P, T, D; anything else is
              Catch::Contains(at(tmp, 2, 23) + "a processing id must be P (production), T (training) or D"));
   CHECK_THAT(error_of(tmp, "hl7:\n  processing_ids: []\n"),
              Catch::Contains(at(tmp, 2, 19) + "'processing_ids' must be a non-empty list"));
+}
+
+TEST_CASE("hl7.time_zone: an IANA zone from $TZDIR, with summer time; or a fixed default_utc_offset", "[app][config]") {
+  testing::TempDir tmp;
+  // A zone database of one zone, so that the test does not depend on the system's tzdata.
+  std::filesystem::create_directories(tmp.file("zoneinfo/Europe"));
+  testing::write_file(
+      tmp.file("zoneinfo/Europe/London"),
+      testing::read_file(std::string(IRAEWATCH_SOURCE_DIR) + "/tests/data/third_party/tzdata/Europe-London.tzif"));
+  ::setenv("TZDIR", tmp.file("zoneinfo").c_str(), 1);
+  const std::int64_t july = 1'784'116'800'000;  // 2026-07-15T12:00:00Z
+
+  CHECK(app::Config{}.hl7.zone.name() == "UTC");
+  auto london = load(tmp, "hl7:\n  time_zone: Europe/London\n");
+  REQUIRE(london.config);
+  CHECK(london.config->hl7.zone.name() == "Europe/London");
+  CHECK(london.config->hl7.zone.offset_at(july) == 60);
+  auto fixed = load(tmp, "hl7:\n  default_utc_offset: \"-05:00\"\n");
+  REQUIRE(fixed.config);
+  CHECK(fixed.config->hl7.zone.offset_at(july) == -300);
+
+  CHECK_THAT(error_of(tmp, "hl7:\n  time_zone: Europe/Atlantis\n"),
+             Catch::Contains(at(tmp, 2, 14) + "unknown time zone 'Europe/Atlantis' (no file " + tmp.file("zoneinfo") +
+                             "/Europe/Atlantis; is the tzdata package installed?)"));
+  CHECK_THAT(error_of(tmp, "hl7:\n  time_zone: ../../etc/passwd\n"),
+             Catch::Contains(at(tmp, 2, 14) + "'../../etc/passwd' is not a time zone name such as Europe/London"));
+  CHECK_THAT(error_of(tmp, "hl7:\n  time_zone: Europe/London\n  default_utc_offset: \"+01:00\"\n"),
+             Catch::Contains(at(tmp, 3, 23) + "set 'time_zone' or 'default_utc_offset', not both"));
+  testing::write_file(tmp.file("zoneinfo/Europe/Broken"), "not a TZif file");
+  CHECK_THAT(error_of(tmp, "hl7:\n  time_zone: Europe/Broken\n"),
+             Catch::Contains("time zone 'Europe/Broken': not a usable TZif file"));
+  ::unsetenv("TZDIR");
 }

@@ -221,3 +221,27 @@ TEST_CASE("07 ingest and replay read HL7 from standard input (--format hl7 -) an
   CHECK(bad_format.exit_code == 2);
   CHECK_THAT(bad_format.err, Catch::Contains("unknown format 'csv'"));
 }
+
+TEST_CASE("07 hl7.time_zone: a time sent without an offset is local to the hospital, summer time included",
+          "[blackbox]") {
+  TempDir tmp;
+  // Team-written: one TSH result, OBX-14 and OBR-7 without an offset, in July.
+  const std::string message =
+      "MSH|^~\\&|LAB|HOSP|IRAEWATCH|ONCO|20260715083500||ORU^R01^ORU_R01|TZ-1|P|2.5.1\r"
+      "PID|1||MRN-TZ^^^HOSP^MR||DOE^JANE\r"
+      "OBR|1|ORD-TZ|FIL-TZ|3016-3^TSH^LN|||20260715083000\r"
+      "OBX|1|NM|3016-3^TSH^LN||2.1|m[IU]/L^^UCUM|0.4-4.0|N|||F|||20260715083000\r";
+  testing::write_file(tmp.file("tsh.hl7"), message);
+  testing::write_file(tmp.file("london.yaml"), "hl7:\n  time_zone: Europe/London\n");
+  auto london = run_binary(
+      {"--config", tmp.file("london.yaml"), "--data-dir", tmp.file("london"), "ingest", tmp.file("tsh.hl7")});
+  INFO(london.out << london.err);
+  REQUIRE(london.exit_code == 0);
+  auto history = run_binary({"--data-dir", tmp.file("london"), "history", "MRN-TZ", "--json"});
+  CHECK_THAT(history.out, Catch::Contains(R"("time":"2026-07-15T08:30:00+01:00")"));
+  // Without the setting, the same time is UTC.
+  auto utc = run_binary({"--data-dir", tmp.file("utc"), "ingest", tmp.file("tsh.hl7")});
+  REQUIRE(utc.exit_code == 0);
+  CHECK_THAT(run_binary({"--data-dir", tmp.file("utc"), "history", "MRN-TZ", "--json"}).out,
+             Catch::Contains(R"("time":"2026-07-15T08:30:00Z")"));
+}

@@ -756,7 +756,7 @@ TEST_CASE("team-written: OBX-14, else OBR-7; the zone, else the default offset",
   CHECK(observation(both, 1).time == core::EventTime{utc("2026-03-01T07:00:00-05:00"), -300});
 
   Hl7Options options;
-  options.default_offset_min = 120;
+  options.zone = core::TimeZone::fixed(120);
   const auto local = map_obx(Obx{.time = "20260301083000"}, options);
   CHECK(observation(local, 0).time == core::EventTime{utc("2026-03-01T08:30:00+02:00"), 120});
   // A zone in the message wins over the default.
@@ -968,7 +968,7 @@ TEST_CASE("team-written: MSH refusals (types, events, versions, control id)", "[
 TEST_CASE("parse_hl7_time: precisions, fractions and zones", "[ingest][hl7]") {
   using ingest::parse_hl7_time;
   auto at = [](std::string_view dtm, std::int32_t offset = 0) {
-    auto t = parse_hl7_time(dtm, offset);
+    auto t = parse_hl7_time(dtm, core::TimeZone::fixed(offset));
     if (!t) FAIL(t.error().message);
     return *t;
   };
@@ -992,6 +992,25 @@ TEST_CASE("parse_hl7_time: precisions, fractions and zones", "[ingest][hl7]") {
   CHECK(at("20240229").utc_ms == utc("2024-02-29T00:00:00Z"));
   CHECK(at("20000229").utc_ms == utc("2000-02-29T00:00:00Z"));
   CHECK(at("20261231235959").utc_ms == utc("2026-12-31T23:59:59Z"));
+}
+
+TEST_CASE("parse_hl7_time: a time without an offset is local to the hospital's zone, summer time included",
+          "[ingest][hl7]") {
+  auto london = core::TimeZone::from_tzif(
+      "Europe/London",
+      testing::read_file(std::string(IRAEWATCH_SOURCE_DIR) + "/tests/data/third_party/tzdata/Europe-London.tzif"));
+  REQUIRE(london);
+  auto at = [&](std::string_view dtm) {
+    auto t = ingest::parse_hl7_time(dtm, *london);
+    if (!t) FAIL(t.error().message);
+    return *t;
+  };
+  CHECK(at("202601151430") == core::EventTime{utc("2026-01-15T14:30:00Z"), 0});
+  CHECK(at("202607151430") == core::EventTime{utc("2026-07-15T14:30:00+01:00"), 60});
+  // Its own offset wins.
+  CHECK(at("202607151430+0000") == core::EventTime{utc("2026-07-15T14:30:00Z"), 0});
+  // The hour repeated when clocks go back: the first (summer time) one.
+  CHECK(at("202610250130") == core::EventTime{utc("2026-10-25T01:30:00+01:00"), 60});
 }
 
 TEST_CASE("parse_hl7_time: what is not a date/time", "[ingest][hl7]") {
@@ -1025,7 +1044,7 @@ TEST_CASE("parse_hl7_time: what is not a date/time", "[ingest][hl7]") {
                           "2026030112000000",
                           "-20260301"}) {
     INFO("'" << bad << "'");
-    const auto t = ingest::parse_hl7_time(bad, 0);
+    const auto t = ingest::parse_hl7_time(bad, core::TimeZone());
     REQUIRE_FALSE(t);
     CHECK(t.error().code == core::ErrorCode::invalid_time);
   }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "iraewatch/core/error.hpp"
+#include "iraewatch/core/time_zone.hpp"
 
 namespace iraewatch::app {
 
@@ -34,7 +35,9 @@ struct MllpListenerConfig {
 
 // How HL7 v2 content is read (docs/hl7.md).
 struct Hl7Config {
-  std::int32_t default_offset_min = 0;  // zone of times sent without one ("+01:00")
+  // The hospital's zone, for times sent without an offset: hl7.time_zone (an IANA name, with
+  // daylight saving time) or hl7.default_utc_offset (a fixed offset); UTC when neither is set.
+  core::TimeZone zone;
   std::vector<std::string> identifier_types = {"MR"};
   std::string assigning_authority;                  // "" accepts any
   std::string facility = "IRAEWATCH";               // MSH-4 of our ACKs

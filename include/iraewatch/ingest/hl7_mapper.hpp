@@ -12,14 +12,15 @@
 
 #include "iraewatch/core/concept_map.hpp"
 #include "iraewatch/core/record.hpp"
+#include "iraewatch/core/time_zone.hpp"
 #include "iraewatch/ingest/hl7_message.hpp"
 
 namespace iraewatch::ingest {
 
 struct Hl7Options {
   std::string feed = "hl7";
-  // Offset from UTC, in minutes, for times sent without one (the hospital's zone).
-  std::int32_t default_offset_min = 0;
+  // The hospital's zone, for times sent without an offset (UTC by default).
+  core::TimeZone zone;
   // Which PID-3 identifier is the patient: its type (CX-5) and, when set, assigning authority (CX-4).
   std::vector<std::string> identifier_types = {"MR"};
   std::string assigning_authority;
@@ -93,8 +94,9 @@ class Hl7Mapper {
   Hl7Options options_;
 };
 
-// An HL7 DTM (YYYY[MM[DD[HH[MM[SS[.S...]]]]]][+/-ZZZZ]) as an event time; the default offset
-// applies when the value carries none. Errors for anything else.
-core::Result<core::EventTime> parse_hl7_time(std::string_view dtm, std::int32_t default_offset_min);
+// An HL7 DTM (YYYY[MM[DD[HH[MM[SS[.S...]]]]]][+/-ZZZZ]) as an event time. A value without an
+// offset is a local time in `zone` (daylight saving time included; see TimeZone::from_local).
+// Errors for anything else.
+core::Result<core::EventTime> parse_hl7_time(std::string_view dtm, const core::TimeZone& zone);
 
 }  // namespace iraewatch::ingest
