@@ -25,14 +25,10 @@
 // deadline; the targets (issue 5: >= 10,000 messages/s, ACK p99 <= 20 ms) are reported, and fail
 // the run only with --require-targets.
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,17 +37,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <expected>
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -62,39 +54,27 @@
 #include <utility>
 #include <vector>
 
+#include "bench_support.hpp"
+
 #ifndef IRAEWATCH_BINARY
 #define IRAEWATCH_BINARY ""
 #endif
 
+using namespace iraewatch::bench;
+
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-constexpr auto kReadyWait = 10s;        // the daemon must be listening within this
-constexpr auto kStopWait = 15s;         // SIGTERM, then SIGKILL after this
-constexpr auto kSocketPoll = 100ms;     // blocking socket calls return this often to check deadlines
-constexpr auto kLatencyGrace = 15s;     // after the last scheduled message, ACKs must arrive within this
-constexpr auto kEngineTimeout = 5s;     // an integration engine's default ACK timeout: past it, a phase is saturated
-constexpr auto kDrainLimit = 60s;       // a saturated phase waits at most this for the ACKs of what it sent
-constexpr auto kStall = 10s;            // no ACK for this long while some are owed: the daemon is stuck
-constexpr auto kToolWait = 120s;        // sqlite3 and `iraewatch summary` must finish within this
-constexpr std::size_t kMaxSamples = 5;  // unexpected ACKs / log lines / store mismatches quoted
+constexpr auto kStopWait = 15s;      // SIGTERM, then SIGKILL after this
+constexpr auto kLatencyGrace = 15s;  // after the last scheduled message, ACKs must arrive within this
+constexpr auto kEngineTimeout = 5s;  // an integration engine's default ACK timeout: past it, a phase is saturated
+constexpr auto kDrainLimit = 60s;    // a saturated phase waits at most this for the ACKs of what it sent
+constexpr auto kStall = 10s;         // no ACK for this long while some are owed: the daemon is stuck
+constexpr auto kToolWait = 120s;     // sqlite3 and `iraewatch summary` must finish within this
 constexpr std::uint64_t kObxPerMessage = 5;
 constexpr double kTargetMessagesPerS = 10'000;
 constexpr double kTargetP99Ms = 20;
-
-// Set by SIGINT/SIGTERM; every loop checks it so that the daemon is still stopped and the
-// temporary folder still removed when the bench itself is interrupted.
-std::atomic<bool> g_interrupted{false};
-
-extern "C" void on_signal(int) {
-  g_interrupted.store(true);
-}
-
-double ms_between(Clock::time_point from, Clock::time_point to) {
-  return std::chrono::duration<double, std::milli>(to - from).count();
-}
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -137,14 +117,6 @@ constexpr const char* kUsage =
     "  --require-targets  exit 1 also when a target is missed (>= 10000 messages/s; ACK p99 <= 20 ms)\n"
     "  --dump N           print the first N messages of connection 0 (LF segment ends) and exit\n";
 
-template <typename T>
-std::optional<T> parse_number(std::string_view text) {
-  T value{};
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
-  return value;
-}
-
 std::expected<Options, std::string> parse_options(int argc, char** argv) {
   Options o;
   bool rates_given = false;
@@ -186,14 +158,9 @@ std::expected<Options, std::string> parse_options(int argc, char** argv) {
     } else if (flag == "--rate") {
       if (!rates_given) o.rates.clear();
       rates_given = true;
-      std::string_view rest = value;
-      while (!rest.empty()) {
-        const auto comma = rest.find(',');
-        auto r = parse_number<double>(rest.substr(0, comma));
-        if (!r || !(*r >= 1 && *r <= 200'000)) return bad();
-        o.rates.push_back(*r);
-        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-      }
+      const auto rates = parse_rates(value, 200'000);
+      if (!rates) return bad();
+      o.rates.insert(o.rates.end(), rates->begin(), rates->end());
     } else if (flag == "--seconds") {
       auto s = parse_number<double>(value);
       if (!s || !(*s >= 0.1 && *s <= 600)) return bad();
@@ -275,23 +242,10 @@ constexpr std::int64_t kBaseEpoch = 1'772'323'200;  // 2026-03-01T00:00:00Z
 constexpr std::int64_t kTimeSpread = 30 * 86'400;   // event times over 30 days
 constexpr int kOffsetMinutes = 60;                  // the sender's zone, +0100
 
-std::uint64_t splitmix64(std::uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
 std::uint64_t fnv1a(std::string_view s) {
   std::uint64_t h = 14695981039346656037ULL;
   for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
   return h;
-}
-
-void append_number(std::string& out, std::uint64_t n) {
-  char buf[24];
-  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
-  out.append(buf, end);
 }
 
 // A stream of messages: its control ids are PREFIX + n; everything else derives from (prefix, n),
@@ -450,65 +404,7 @@ struct AckTally {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Sockets
-
-class Socket {
- public:
-  explicit Socket(int fd) : fd_(fd) {}
-  Socket(Socket&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Socket& operator=(Socket&&) = delete;
-  ~Socket() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int fd() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-// Connects to the daemon on loopback. Send and receive time out every kSocketPoll so that the
-// callers can check their deadlines; TCP_NODELAY so that the bench measures the daemon, not Nagle.
-std::expected<Socket, std::string> connect_loopback(std::uint16_t port) {
-  Socket s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (s.fd() < 0) return std::unexpected(std::string("socket: ") + std::strerror(errno));
-  timeval tv{0, static_cast<suseconds_t>(std::chrono::microseconds(kSocketPoll).count())};
-  ::setsockopt(s.fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(s.fd(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  const int one = 1;
-  ::setsockopt(s.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const auto deadline = Clock::now() + 5s;
-  while (::connect(s.fd(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    // EINPROGRESS/EAGAIN: the send timeout expired while connecting; the socket keeps trying.
-    if (errno == EISCONN) break;
-    if ((errno != EINTR && errno != EINPROGRESS && errno != EALREADY && errno != EAGAIN) || Clock::now() > deadline)
-      return std::unexpected("connect to 127.0.0.1:" + std::to_string(port) + ": " + std::strerror(errno));
-  }
-  return s;
-}
-
-// Sends all of `data`, or says why not (deadline, interruption, peer gone).
-std::expected<void, std::string> send_all(int fd, std::string_view data, Clock::time_point deadline) {
-  while (!data.empty()) {
-    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n > 0) {
-      data.remove_prefix(static_cast<std::size_t>(n));
-      continue;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-      if (g_interrupted) return std::unexpected("interrupted");
-      if (Clock::now() > deadline) return std::unexpected("send still blocked at the deadline (daemon not reading)");
-      continue;
-    }
-    return std::unexpected(std::string("send: ") + std::strerror(errno));
-  }
-  return {};
-}
-
-enum class ReadEnd { done, deadline, interrupted, closed, error };
+// MLLP frames
 
 std::string describe(ReadEnd e) {
   switch (e) {
@@ -596,84 +492,6 @@ class FrameReader {
 // ---------------------------------------------------------------------------------------------
 // The daemon
 
-class TempDir {
- public:
-  static std::expected<std::unique_ptr<TempDir>, std::string> create(std::string root, bool keep) {
-    if (root.empty()) {
-      const char* env = std::getenv("TMPDIR");
-      root = env && *env ? env : "/tmp";
-    }
-    std::string pattern = root + "/iraewatch-mllp-bench-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr)
-      return std::unexpected("mkdtemp in " + root + ": " + std::strerror(errno));
-    return std::unique_ptr<TempDir>(new TempDir(std::move(pattern), keep));
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    if (keep_) {
-      std::printf("kept %s\n", path_.c_str());
-      return;
-    }
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  TempDir(std::string path, bool keep) : path_(std::move(path)), keep_(keep) {}
-  std::string path_;
-  bool keep_;
-};
-
-std::string filesystem_type(const std::string& path) {
-  struct statfs fs {};
-  if (::statfs(path.c_str(), &fs) != 0) return "unknown";
-  switch (static_cast<unsigned long>(fs.f_type)) {
-    case 0xEF53:
-      return "ext4";
-    case 0x01021994:
-      return "tmpfs";
-    case 0x58465342:
-      return "xfs";
-    case 0x9123683E:
-      return "btrfs";
-    case 0x794C7630:
-      return "overlayfs";
-    case 0x2FC12FC1:
-      return "zfs";
-    default: {
-      char hex[32];
-      std::snprintf(hex, sizeof hex, "0x%lx", static_cast<unsigned long>(fs.f_type));
-      return hex;
-    }
-  }
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::string describe_status(int status) {
-  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return std::string("killed by ") + ::strsignal(WTERMSIG(status));
-  return "status " + std::to_string(status);
-}
-
-// Waits for a child until `limit`; true when it was reaped (status filled in).
-bool wait_child(pid_t pid, std::chrono::milliseconds limit, int& status) {
-  const auto deadline = Clock::now() + limit;
-  for (;;) {
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid || (r < 0 && errno == ECHILD)) return true;
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-}
-
 // Runs a command (PATH lookup) with stdout to `out_path` and stderr to `err_path`, killed after
 // `limit`. Returns its exit status, 127 when it could not be started; an error text on timeout.
 std::expected<int, std::string> run_tool(std::vector<std::string> args, const std::string& out_path,
@@ -703,302 +521,33 @@ std::expected<int, std::string> run_tool(std::vector<std::string> args, const st
   return WEXITSTATUS(status);
 }
 
-struct DaemonEnd {
-  std::string how;     // "exit 0", "killed by ...", ...
-  bool clean = false;  // exited 0 after SIGTERM, without SIGKILL
-  double stop_ms = 0;  // SIGTERM to exit: the drain time
-};
-
-// The port after the last ':' of an "address:port" endpoint from the ready file.
-std::optional<std::uint16_t> endpoint_port(const nlohmann::json& ready, const char* key) {
-  if (!ready.contains(key) || !ready[key].is_string()) return std::nullopt;
-  const std::string endpoint = ready[key];
-  const auto port = parse_number<std::uint16_t>(endpoint.substr(endpoint.rfind(':') + 1));
-  if (!port || *port == 0) return std::nullopt;
-  return port;
+// The daemon with its MLLP listener on loopback (the NDJSON and subscriber listeners on loopback
+// too, on free ports, unused).
+std::expected<std::unique_ptr<Daemon>, std::string> start_daemon(const Options& o, const std::string& dir) {
+  DaemonSetup setup;
+  setup.binary = o.binary;
+  setup.config = "store:\n  synchronous: " + o.sync + "\nlisteners:\n  mllp:\n    feed: hl7\n";
+  setup.listeners = {"--listen", "127.0.0.1:0", "--mllp", "127.0.0.1:0", "--subscribers", "127.0.0.1:0"};
+  setup.stop_wait = kStopWait;
+  setup.read_ports = [](const nlohmann::json& ready,
+                        const std::string& ready_file) -> std::expected<DaemonPorts, std::string> {
+    const auto mllp = endpoint_port(ready, "mllp");
+    if (!mllp) return std::unexpected("no mllp port in the ready file: " + read_file(ready_file));
+    return DaemonPorts{.mllp = *mllp};
+  };
+  return Daemon::start(std::move(setup), dir);
 }
 
-// The iraewatch child process with its MLLP listener on loopback (the NDJSON and subscriber
-// listeners on loopback too, on free ports, unused). Stopped (SIGTERM, then SIGKILL) no later than
-// its destructor.
-class Daemon {
- public:
-  static std::expected<std::unique_ptr<Daemon>, std::string> start(const Options& o, const std::string& dir) {
-    const std::string config = dir + "/config.yaml";
-    {
-      std::ofstream out(config);
-      out << "store:\n  synchronous: " << o.sync << "\nlisteners:\n  mllp:\n    feed: hl7\n";
-      if (!out) return std::unexpected("cannot write " + config);
-    }
-    auto d = std::unique_ptr<Daemon>(new Daemon(dir));
-    std::vector<std::string> args = {o.binary,        "--config",    config,         "--data-dir",  d->data_dir_,
-                                     "serve",         "--listen",    "127.0.0.1:0",  "--mllp",      "127.0.0.1:0",
-                                     "--subscribers", "127.0.0.1:0", "--ready-file", d->ready_file_};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const pid_t parent = ::getpid();
-    const pid_t pid = ::fork();
-    if (pid < 0) return std::unexpected(std::string("fork: ") + std::strerror(errno));
-    if (pid == 0) {
-      // Child: only async-signal-safe calls until exec. SIGTERM if the bench dies without cleanup.
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (::getppid() != parent) ::_exit(127);
-      const int fd = ::open(d->log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-      if (fd >= 0) {
-        ::dup2(fd, STDOUT_FILENO);
-        ::dup2(fd, STDERR_FILENO);
-      }
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    d->pid_ = pid;
-    if (auto ok = d->wait_ready(); !ok) return std::unexpected(ok.error());
-    return d;
-  }
-
-  Daemon(const Daemon&) = delete;
-  Daemon& operator=(const Daemon&) = delete;
-  ~Daemon() { stop(); }
-
-  std::uint16_t mllp_port() const { return mllp_port_; }
-  pid_t pid() const { return pid_; }
-  const std::string& log_path() const { return log_; }
-  const std::string& data_dir() const { return data_dir_; }
-
-  // Idempotent; after it returns the child is reaped.
-  DaemonEnd stop() {
-    if (pid_ <= 0) return end_;
-    const auto begin = Clock::now();
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    bool reaped = wait_child(pid_, kStopWait, status);
-    end_.stop_ms = ms_between(begin, Clock::now());
-    if (!reaped) {
-      ::kill(pid_, SIGKILL);
-      reaped = wait_child(pid_, 5s, status);
-      end_.how = reaped ? "did not stop within " + std::to_string(kStopWait.count()) + " s of SIGTERM; SIGKILLed"
-                        : "did not die even after SIGKILL";
-    } else {
-      end_.how = describe_status(status);
-      end_.clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    }
-    pid_ = -1;
-    return end_;
-  }
-
- private:
-  explicit Daemon(const std::string& dir)
-      : ready_file_(dir + "/ready.json"), log_(dir + "/daemon.log"), data_dir_(dir + "/data") {}
-
-  std::expected<void, std::string> wait_ready() {
-    const auto deadline = Clock::now() + kReadyWait;
-    for (;;) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return std::unexpected("the daemon ended before it was ready (" + describe_status(status) + "); its output:\n" +
-                               read_file(log_));
-      }
-      if (std::filesystem::exists(ready_file_)) {
-        const auto ready = nlohmann::json::parse(read_file(ready_file_), nullptr, false);
-        if (ready.is_discarded()) return std::unexpected("unreadable ready file: " + read_file(ready_file_));
-        const auto mllp = endpoint_port(ready, "mllp");
-        if (!mllp) return std::unexpected("no mllp port in the ready file: " + read_file(ready_file_));
-        if (ready.value("pid", 0) != pid_) std::fprintf(stderr, "warning: the ready file names another pid\n");
-        mllp_port_ = *mllp;
-        return {};
-      }
-      if (g_interrupted) return std::unexpected("interrupted");
-      if (Clock::now() > deadline)
-        return std::unexpected("no ready file after " + std::to_string(kReadyWait.count()) + " s; output:\n" +
-                               read_file(log_));
-      std::this_thread::sleep_for(20ms);
-    }
-  }
-
-  std::string ready_file_;
-  std::string log_;
-  std::string data_dir_;
-  pid_t pid_ = -1;
-  std::uint16_t mllp_port_ = 0;
-  DaemonEnd end_;
-};
-
-// What the daemon's own log says: warnings and errors, and its closing count of HL7 messages.
-struct LogSummary {
-  std::uint64_t warnings = 0, errors = 0;
-  std::vector<std::string> samples;
-  std::optional<std::uint64_t> hl7_messages;
-};
-
-// The number just before `label` in `text` ("... 12 HL7 messages"), if there is one.
-std::optional<std::uint64_t> count_before(std::string_view text, std::string_view label) {
-  const auto at = text.find(label);
-  if (at == std::string_view::npos) return std::nullopt;
-  auto begin = at;
-  while (begin > 0 && text[begin - 1] >= '0' && text[begin - 1] <= '9') --begin;
-  return parse_number<std::uint64_t>(text.substr(begin, at - begin));
-}
-
-LogSummary summarise_log(const std::string& path) {
-  LogSummary s;
-  std::istringstream in(read_file(path));
-  std::string line;
-  while (std::getline(in, line)) {
-    // The pattern is "TIME LEVEL message".
-    const auto a = line.find(' ');
-    const auto b = a == std::string::npos ? a : line.find(' ', a + 1);
-    const std::string level = a == std::string::npos ? "" : line.substr(a + 1, b - a - 1);
-    if (level == "warning") ++s.warnings;
-    if (level == "error" || level == "critical") ++s.errors;
-    if ((level == "warning" || level == "error" || level == "critical") && s.samples.size() < kMaxSamples)
-      s.samples.push_back(line.substr(0, 300));
-    if (const auto at = line.find("stopped: "); at != std::string::npos)
-      s.hl7_messages = count_before(std::string_view(line).substr(at), " HL7 messages");
-  }
-  return s;
+// The daemon's closing count of HL7 messages, from its "stopped: ..." log line.
+std::optional<std::uint64_t> hl7_messages(const LogSummary& log) {
+  std::optional<std::uint64_t> count;
+  for (const std::string& line : log.stopped) count = count_before(line, " HL7 messages");
+  return count;
 }
 
 // ---------------------------------------------------------------------------------------------
-// CPU and disk accounting: the machine is small and may be shared, so each phase reports who
-// used the CPUs. A busy neighbour makes every figure pessimistic; a daemon thread near 1.0 core is
-// the bottleneck; a daemon far below its share while ACKs lag is waiting (fsync, locks, the peer).
-// The run-queue wait (time runnable but not running) tells waiting apart from a CPU shortage.
-
-struct CpuSample {
-  Clock::time_point at = Clock::now();
-  double machine_busy_s = 0;  // all CPUs, from /proc/stat
-  double machine_iowait_s = 0;
-  double bench_s = 0;
-  double daemon_s = 0;
-  std::vector<std::pair<long, double>> daemon_threads;  // tid, CPU seconds
-  std::optional<double> daemon_wait_s, bench_wait_s;    // run-queue wait of all threads, if the kernel says
-  std::optional<std::uint64_t> daemon_write_bytes;      // /proc/PID/io: bytes the daemon sent to storage
-};
-
-double ticks_to_s(unsigned long long ticks) {
-  return static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
-// utime + stime of /proc/.../stat, or 0 when the process is gone.
-double process_cpu_s(const std::string& stat_path) {
-  const std::string text = read_file(stat_path);
-  const auto paren = text.rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::istringstream in(text.substr(paren + 2));
-  std::string field;
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && in >> field; ++i) {  // field 3 is the state; 14 utime, 15 stime
-    if (i == 14) utime = std::stoull(field);
-    if (i == 15) stime = std::stoull(field);
-  }
-  return ticks_to_s(utime + stime);
-}
-
-// The run-queue wait of every thread of a process (second field of /proc/PID/task/TID/schedstat),
-// or nothing when the kernel does not provide it. Threads that have ended are not counted: see
-// CountWait for the bench's own.
-std::optional<double> run_queue_wait_s(const std::string& proc_dir) {
-  double total = 0;
-  bool any = false;
-  std::error_code ec;
-  for (const auto& task : std::filesystem::directory_iterator(proc_dir + "/task", ec)) {
-    std::istringstream in(read_file(task.path().string() + "/schedstat"));
-    unsigned long long on_cpu_ns = 0, waiting_ns = 0;
-    if (!(in >> on_cpu_ns >> waiting_ns)) continue;
-    total += static_cast<double>(waiting_ns) / 1e9;
-    any = true;
-  }
-  if (!any) return std::nullopt;
-  return total;
-}
-
-// Run-queue wait of the bench's threads that have ended (CountWait adds theirs as they end).
-std::atomic<double> g_ended_threads_wait_s{0};
-
-// Counts the run-queue wait of the thread it lives in, from construction to destruction, into
-// g_ended_threads_wait_s: the bench's worker threads live for one phase, between two samples.
-class CountWait {
- public:
-  CountWait() : start_(own_wait_s()) {}
-  CountWait(const CountWait&) = delete;
-  CountWait& operator=(const CountWait&) = delete;
-  ~CountWait() {
-    if (start_ && (end_ = own_wait_s())) g_ended_threads_wait_s.fetch_add(*end_ - *start_);
-  }
-
- private:
-  static std::optional<double> own_wait_s() {
-    std::istringstream in(read_file("/proc/thread-self/schedstat"));
-    unsigned long long on_cpu_ns = 0, waiting_ns = 0;
-    if (!(in >> on_cpu_ns >> waiting_ns)) return std::nullopt;
-    return static_cast<double>(waiting_ns) / 1e9;
-  }
-  std::optional<double> start_, end_;
-};
-
-std::optional<std::uint64_t> write_bytes(const std::string& proc_dir) {
-  std::istringstream in(read_file(proc_dir + "/io"));
-  std::string key;
-  std::uint64_t value = 0;
-  while (in >> key >> value)
-    if (key == "write_bytes:") return value;
-  return std::nullopt;
-}
-
-CpuSample sample_cpu(pid_t daemon) {
-  CpuSample s;
-  std::istringstream stat(read_file("/proc/stat"));
-  std::string cpu;
-  unsigned long long v[8] = {};  // user nice system idle iowait irq softirq steal
-  stat >> cpu;
-  for (auto& x : v) stat >> x;
-  s.machine_busy_s = ticks_to_s(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]);
-  s.machine_iowait_s = ticks_to_s(v[4]);
-  s.bench_s = process_cpu_s("/proc/self/stat");
-  const std::string dir = "/proc/" + std::to_string(daemon);
-  s.daemon_wait_s = run_queue_wait_s(dir);
-  s.bench_wait_s = run_queue_wait_s("/proc/self");
-  if (s.bench_wait_s) *s.bench_wait_s += g_ended_threads_wait_s.load();
-  s.daemon_s = process_cpu_s(dir + "/stat");
-  s.daemon_write_bytes = write_bytes(dir);
-  std::error_code ec;
-  for (const auto& task : std::filesystem::directory_iterator(dir + "/task", ec)) {
-    const auto tid = parse_number<long>(task.path().filename().string());
-    if (tid) s.daemon_threads.emplace_back(*tid, process_cpu_s(task.path().string() + "/stat"));
-  }
-  return s;
-}
-
-// CPU used between two samples, in cores (CPU seconds per wall second).
-struct CpuUse {
-  double daemon = 0, daemon_busiest_thread = 0, bench = 0, machine = 0, others = 0, iowait = 0;
-  std::optional<double> daemon_wait, bench_wait;  // run-queue wait, in seconds per wall second
-  std::optional<std::uint64_t> daemon_write_bytes;
-};
-
-CpuUse cpu_use(const CpuSample& a, const CpuSample& b) {
-  CpuUse u;
-  const double wall = std::chrono::duration<double>(b.at - a.at).count();
-  if (wall <= 0) return u;
-  u.daemon = (b.daemon_s - a.daemon_s) / wall;
-  u.bench = (b.bench_s - a.bench_s) / wall;
-  u.machine = (b.machine_busy_s - a.machine_busy_s) / wall;
-  u.iowait = (b.machine_iowait_s - a.machine_iowait_s) / wall;
-  u.others = std::max(0.0, u.machine - u.daemon - u.bench);
-  if (a.daemon_wait_s && b.daemon_wait_s) u.daemon_wait = (*b.daemon_wait_s - *a.daemon_wait_s) / wall;
-  if (a.bench_wait_s && b.bench_wait_s) u.bench_wait = (*b.bench_wait_s - *a.bench_wait_s) / wall;
-  if (a.daemon_write_bytes && b.daemon_write_bytes)
-    u.daemon_write_bytes = *b.daemon_write_bytes - *a.daemon_write_bytes;
-  for (const auto& [tid, after] : b.daemon_threads) {
-    double before = 0;
-    for (const auto& [t0, s0] : a.daemon_threads)
-      if (t0 == tid) before = s0;
-    u.daemon_busiest_thread = std::max(u.daemon_busiest_thread, (after - before) / wall);
-  }
-  return u;
-}
+// CPU and disk (see bench_support.hpp): this bench reports iowait, the run-queue wait and the
+// bytes the daemon wrote too.
 
 void print_cpu(const CpuUse& u, std::uint64_t messages) {
   std::printf(
@@ -1032,30 +581,6 @@ nlohmann::ordered_json to_json(const CpuUse& u) {
 
 // ---------------------------------------------------------------------------------------------
 // Measurements
-
-struct Percentiles {
-  std::size_t count = 0;
-  double p50_ms = 0, p90_ms = 0, p99_ms = 0, max_ms = 0, mean_ms = 0;
-};
-
-Percentiles summarise(std::vector<double> ms) {
-  Percentiles p;
-  p.count = ms.size();
-  if (ms.empty()) return p;
-  std::sort(ms.begin(), ms.end());
-  const auto rank = [&](double q) {
-    const auto i = static_cast<std::size_t>(std::ceil(q * static_cast<double>(ms.size())));
-    return ms[std::clamp<std::size_t>(i, 1, ms.size()) - 1];
-  };
-  p.p50_ms = rank(0.50);
-  p.p90_ms = rank(0.90);
-  p.p99_ms = rank(0.99);
-  p.max_ms = ms.back();
-  double sum = 0;
-  for (double v : ms) sum += v;
-  p.mean_ms = sum / static_cast<double>(ms.size());
-  return p;
-}
 
 // What one stream of messages left behind, for the store check: which messages were answered AA.
 struct StreamRecord {
@@ -1564,11 +1089,6 @@ void print_tally(const AckTally& t, const std::vector<std::string>& problems) {
   for (const auto& p : problems) std::printf("  PROBLEM: %s\n", p.c_str());
 }
 
-nlohmann::ordered_json to_json(const Percentiles& p) {
-  return {
-      {"p50_ms", p.p50_ms}, {"p90_ms", p.p90_ms}, {"p99_ms", p.p99_ms}, {"max_ms", p.max_ms}, {"mean_ms", p.mean_ms}};
-}
-
 nlohmann::ordered_json to_json(const AckTally& t) {
   return {{"aa", t.aa}, {"not_aa", t.not_aa}, {"wrong_id", t.wrong_id}, {"unreadable", t.unreadable}};
 }
@@ -1589,21 +1109,21 @@ int dump_messages(const Options& o) {
 }
 
 int run(const Options& o) {
-  auto tmp = TempDir::create(o.tmp_root, o.keep);
+  auto tmp = TempDir::create(o.tmp_root, "iraewatch-mllp-bench", o.keep);
   if (!tmp) {
     std::fprintf(stderr, "mllp_bench: %s\n", tmp.error().c_str());
     return 2;
   }
   const std::string fs = filesystem_type((*tmp)->path());
   const std::string run_tag = std::to_string(::getpid());
-  auto daemon = Daemon::start(o, (*tmp)->path());
+  auto daemon = start_daemon(o, (*tmp)->path());
   if (!daemon) {
     std::fprintf(stderr, "mllp_bench: cannot start the daemon: %s\n", daemon.error().c_str());
     return 2;
   }
   std::printf("iraewatch HL7 v2 over MLLP benchmark\n");
   std::printf("  daemon           %s (pid %d, MLLP on 127.0.0.1:%u)\n", o.binary.c_str(),
-              static_cast<int>((*daemon)->pid()), static_cast<unsigned>((*daemon)->mllp_port()));
+              static_cast<int>((*daemon)->pid()), static_cast<unsigned>((*daemon)->ports().mllp));
   std::printf("  store            synchronous=%s, data in %s (%s)\n", o.sync.c_str(), (*tmp)->path().c_str(),
               fs.c_str());
   std::printf("  machine          %u hardware threads, shared by the daemon and the bench\n",
@@ -1638,7 +1158,7 @@ int run(const Options& o) {
 
   const pid_t daemon_pid = (*daemon)->pid();
   const CpuSample tp_begin = sample_cpu(daemon_pid);
-  const ThroughputResult tp = run_throughput((*daemon)->mllp_port(), o, records, run_tag);
+  const ThroughputResult tp = run_throughput((*daemon)->ports().mllp, o, records, run_tag);
   const CpuUse tp_cpu = cpu_use(tp_begin, sample_cpu(daemon_pid));
   acked_total += tp.acked;
   const bool tp_target = tp.complete() && tp.messages_per_s >= kTargetMessagesPerS;
@@ -1690,7 +1210,7 @@ int run(const Options& o) {
                                                  "-" + std::to_string(records.size()) + "-",
                                              o.patients, o.segment_end)});
     const CpuSample lr_begin = sample_cpu(daemon_pid);
-    const LatencyResult lr = run_latency((*daemon)->mllp_port(), o, rate, records.back());
+    const LatencyResult lr = run_latency((*daemon)->ports().mllp, o, rate, records.back());
     const CpuUse lr_cpu = cpu_use(lr_begin, sample_cpu(daemon_pid));
     acked_total += lr.acked;
     const bool lr_target = lr.complete() && lr.from_schedule.p99_ms <= kTargetP99Ms;
@@ -1740,19 +1260,17 @@ int run(const Options& o) {
   for (const auto& r : records) attempted_total += r.attempted;
   const DaemonEnd end = (*daemon)->stop();
   const LogSummary log = summarise_log((*daemon)->log_path());
+  const std::optional<std::uint64_t> logged = hl7_messages(log);
   std::printf("\ndaemon\n");
   std::printf("  stop             %s, %.0f ms after SIGTERM\n", end.how.c_str(), end.stop_ms);
-  const bool count_agrees =
-      log.hl7_messages && *log.hl7_messages >= acked_total && *log.hl7_messages <= attempted_total;
-  if (log.hl7_messages)
+  const bool count_agrees = logged && *logged >= acked_total && *logged <= attempted_total;
+  if (logged)
     std::printf("  its count        %llu HL7 messages (bench: %llu acknowledged, %llu sent)%s\n",
-                static_cast<unsigned long long>(*log.hl7_messages), static_cast<unsigned long long>(acked_total),
+                static_cast<unsigned long long>(*logged), static_cast<unsigned long long>(acked_total),
                 static_cast<unsigned long long>(attempted_total), count_agrees ? "" : " MISMATCH");
   else
     std::printf("  its count        missing: no 'stopped:' line with HL7 messages in its log\n");
-  std::printf("  log              %llu warnings, %llu errors\n", static_cast<unsigned long long>(log.warnings),
-              static_cast<unsigned long long>(log.errors));
-  for (const auto& s : log.samples) std::printf("    %s\n", s.c_str());
+  print_log(log);
   ok = ok && end.clean && count_agrees && log.errors == 0 && !g_interrupted;
 
   StoreCheck store;
@@ -1783,15 +1301,14 @@ int run(const Options& o) {
   for (const auto& p : store.problems) std::printf("  PROBLEM: %s\n", p.c_str());
   ok = ok && store.ok();
 
-  report["daemon"] = {
-      {"stop", end.how},
-      {"stop_ms", end.stop_ms},
-      {"clean_stop", end.clean},
-      {"hl7_messages", log.hl7_messages ? nlohmann::ordered_json(*log.hl7_messages) : nlohmann::ordered_json()},
-      {"acknowledged", acked_total},
-      {"sent", attempted_total},
-      {"log_warnings", log.warnings},
-      {"log_errors", log.errors}};
+  report["daemon"] = {{"stop", end.how},
+                      {"stop_ms", end.stop_ms},
+                      {"clean_stop", end.clean},
+                      {"hl7_messages", logged ? nlohmann::ordered_json(*logged) : nlohmann::ordered_json()},
+                      {"acknowledged", acked_total},
+                      {"sent", attempted_total},
+                      {"log_warnings", log.warnings},
+                      {"log_errors", log.errors}};
   report["store"] = {{"method", store.method},
                      {"acknowledged", store.acknowledged},
                      {"complete", store.complete},
@@ -1829,12 +1346,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (options->dump > 0) return dump_messages(*options);
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  ::sigemptyset(&sa.sa_mask);
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
+  install_signal_handlers();
   try {
     return run(*options);
   } catch (const std::exception& e) {
