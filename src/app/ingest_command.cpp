@@ -24,6 +24,15 @@ namespace {
 
 constexpr std::size_t kLinesPerBatch = 2000;
 
+// A field for one line of output: "?" when empty; control characters (an HL7 escape such as
+// \X0A\ may decode to one) as '?'.
+std::string printable(std::string text) {
+  if (text.empty()) return "?";
+  for (char& ch : text)
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7F) ch = '?';
+  return text;
+}
+
 // Every message of an .hl7 file through the same path as the MLLP listener; prints each ACK code.
 // Returns 0, 2 (unreadable file) or 3 (the store failed).
 int ingest_hl7_file(const std::string& file, Hl7Intake& hl7, store::Writer& writer, BatchCounts& totals) {
@@ -42,10 +51,10 @@ int ingest_hl7_file(const std::string& file, Hl7Intake& hl7, store::Writer& writ
   // Parsed, mapped and answered here, as the listener's thread does; only the store work runs in
   // the writer's transaction. Submitted together so that the writer groups them; completions
   // come back in order.
-  const std::int64_t now_ms = core::wall_clock_ms();
   std::vector<Hl7Prepared> prepared;
   prepared.reserve(messages->size());
-  for (const auto& message : *messages) prepared.push_back(hl7.prepare(std::string(message), file, now_ms));
+  for (const auto& message : *messages)
+    prepared.push_back(hl7.prepare(std::string(message), file, core::wall_clock_ms()));
   struct Done {
     core::Result<Hl7Outcome> outcome = core::fail(core::ErrorCode::store_unavailable, "not run");
     core::Result<void> committed;
@@ -83,11 +92,11 @@ int ingest_hl7_file(const std::string& file, Hl7Intake& hl7, store::Writer& writ
     }
     const auto& o = *done[i].outcome;
     const auto& mapped = prepared[i].mapped;
-    const std::string type = mapped.message_type.empty() ? "?" : mapped.message_type;
-    const std::string control = mapped.control_id.empty() ? "?" : mapped.control_id;
-    std::printf("%s: message %zu (%s, control id %s): %s%s%s%s\n", file.c_str(), i + 1, type.c_str(),
-                control.substr(0, 64).c_str(), o.ack_code.c_str(), o.repeat ? " (already received: stored ACK)" : "",
-                o.reason.empty() ? "" : ": ", o.reason.substr(0, 200).c_str());
+    const std::string type = printable(mapped.message_type);
+    const std::string control = printable(mapped.control_id.substr(0, 64));
+    std::printf("%s: message %zu (%s, control id %s): %s%s%s%s\n", file.c_str(), i + 1, type.c_str(), control.c_str(),
+                o.ack_code.c_str(), o.repeat ? " (already received: stored ACK)" : "", o.reason.empty() ? "" : ": ",
+                o.reason.substr(0, 200).c_str());
     stored += o.stored;
     duplicates += o.duplicates;
     rejected += o.rejected;

@@ -271,7 +271,8 @@ std::int32_t TimeZone::offset_at(std::int64_t utc_ms) const {
 }
 
 TimeZone::Instant TimeZone::from_local(std::int64_t local_ms) const {
-  // The offsets in force a day before and a day after: changes are never closer than that.
+  // The offsets in force a day before and a day after. This assumes no two changes within about
+  // two days of each other, which holds for every zone's rules in use today.
   constexpr std::int64_t kDayMs = kSecondsPerDay * 1000;
   const std::int32_t before = offset_at(local_ms - kDayMs), after = offset_at(local_ms + kDayMs);
   auto utc = [&](std::int32_t offset_min) { return local_ms - std::int64_t{offset_min} * 60'000; };

@@ -38,22 +38,35 @@ void Checkpointer::run() {
 }
 
 void Checkpointer::checkpoint_once() {
-  // A busy database (another checkpoint running) is retried on the next tick.
-  auto done = store_->checkpoint();
-  if (!done || !wal_) return;
-  // A checkpoint copies the frames committed before it began. When the writer committed more
-  // while it ran, a second pass copies those: far fewer, so it is short.
-  const auto left = [&] { return wal_->frames.load(std::memory_order_relaxed) > done->copied_frames; };
-  if (left()) {
-    if (auto again = store_->checkpoint()) done = again;
-  }
-  if (left()) {
-    // The writer copies the rest between two of its transactions. SQLite starts the WAL over
-    // from its beginning only once every frame is copied: the writer's next transaction does.
-    wal_->tail_wanted.store(true, std::memory_order_relaxed);
+  if (wal_) {
+    checkpoint_round(*store_, *wal_);
   } else {
-    wal_->frames.store(0, std::memory_order_relaxed);  // all copied; the next commit restarts the WAL
+    (void)store_->checkpoint();  // a busy database (another checkpoint running) is retried next tick
   }
+}
+
+void checkpoint_round(Store& store, WalGauge& wal) {
+  // A pass copies the frames committed before it began. While the writer commits faster than a
+  // pass copies, another pass copies what came in meanwhile: fewer frames, so a shorter pass.
+  auto done = store.checkpoint();
+  if (!done) return;  // a busy database (another checkpoint running) is retried on the next round
+  for (int pass = 1; pass < kMaxCheckpointPasses; ++pass) {
+    if (wal.frames.load(std::memory_order_relaxed) - done->copied_frames <= kWriterTailFrames) break;
+    auto again = store.checkpoint();
+    if (!again) break;
+    done = again;
+  }
+  std::int64_t seen = wal.frames.load(std::memory_order_relaxed);
+  const std::int64_t left = seen - done->copied_frames;
+  if (left <= 0) {
+    // All copied: the next commit starts the WAL over. (Unless a commit came in meanwhile.)
+    wal.frames.compare_exchange_strong(seen, 0, std::memory_order_relaxed);
+  } else if (left <= kWriterTailFrames) {
+    // SQLite starts the WAL over only once every frame is copied: the writer copies these few
+    // between two of its transactions, and its next transaction starts the WAL over.
+    wal.tail_wanted.store(true, std::memory_order_relaxed);
+  }
+  // Otherwise the writer outpaced the passes: the next round tries again.
 }
 
 }  // namespace iraewatch::store

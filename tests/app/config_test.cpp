@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "iraewatch/app/config.hpp"
@@ -242,7 +243,20 @@ TEST_CASE("hl7.time_zone: an IANA zone from $TZDIR, with summer time; or a fixed
   testing::write_file(
       tmp.file("zoneinfo/Europe/London"),
       testing::read_file(std::string(IRAEWATCH_SOURCE_DIR) + "/tests/data/third_party/tzdata/Europe-London.tzif"));
-  ::setenv("TZDIR", tmp.file("zoneinfo").c_str(), 1);
+  // Sets TZDIR for this test and puts back what was there, whatever happens.
+  struct TzDir {
+    std::optional<std::string> saved;
+    explicit TzDir(const std::string& dir) {
+      if (const char* v = std::getenv("TZDIR")) saved = v;
+      ::setenv("TZDIR", dir.c_str(), 1);
+    }
+    ~TzDir() {
+      if (saved)
+        ::setenv("TZDIR", saved->c_str(), 1);
+      else
+        ::unsetenv("TZDIR");
+    }
+  } tz_dir(tmp.file("zoneinfo"));
   const std::int64_t july = 1'784'116'800'000;  // 2026-07-15T12:00:00Z
 
   CHECK(app::Config{}.hl7.zone.name() == "UTC");
@@ -264,5 +278,4 @@ TEST_CASE("hl7.time_zone: an IANA zone from $TZDIR, with summer time; or a fixed
   testing::write_file(tmp.file("zoneinfo/Europe/Broken"), "not a TZif file");
   CHECK_THAT(error_of(tmp, "hl7:\n  time_zone: Europe/Broken\n"),
              Catch::Contains("time zone 'Europe/Broken': not a usable TZif file"));
-  ::unsetenv("TZDIR");
 }

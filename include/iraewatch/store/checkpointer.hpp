@@ -17,6 +17,16 @@
 
 namespace iraewatch::store {
 
+// How many frames at most the writer is asked to copy itself (2 MB; at 5,000 records/s it is
+// usually a few dozen), and how many passes a round makes to get there.
+inline constexpr std::int64_t kWriterTailFrames = 512;
+inline constexpr int kMaxCheckpointPasses = 3;
+
+// One round of the checkpointer, on its own connection `store`, for the writer whose gauge is
+// `wal`: PASSIVE passes, then, when the writer committed while they ran and at most
+// kWriterTailFrames frames are left, a request that the writer copy those (WalGauge).
+void checkpoint_round(Store& store, WalGauge& wal);
+
 class Checkpointer {
  public:
   // `wal`: the writer's gauge (StoreOptions::wal); null checkpoints every tick.
