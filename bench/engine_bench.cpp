@@ -120,10 +120,29 @@ class Generator {
   std::uniform_real_distribution<double> uniform_{0.0, 1.0};
 };
 
+constexpr const char* kUsage =
+    "usage: engine_bench [--rules DIR] [--binary PATH] [--patients N] [--records N] [--replay-records N]\n"
+    "                    [--abnormal FRACTION]\n"
+    "  --rules DIR          the rules folder (default: the shipped rules/)\n"
+    "  --binary PATH        the iraewatch binary for the replay part (default: the one built alongside)\n"
+    "  --patients N         patients the records are spread over (default 10000)\n"
+    "  --records N          records for the in-process engine part (default 1000000)\n"
+    "  --replay-records N   records for the `iraewatch replay` part (default 1000000)\n"
+    "  --abnormal FRACTION  share of values outside their reference range, 0 to 1 (default 0.05)\n";
+
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
+  for (int i = 1; i < argc; i += 2) {
+    const std::string k = argv[i];
+    if (k == "--help" || k == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "%s needs a value\n%s", k.c_str(), kUsage);
+      std::exit(2);
+    }
+    const std::string v = argv[i + 1];
     if (k == "--rules")
       o.rules = v;
     else if (k == "--binary")
@@ -137,7 +156,7 @@ Options parse(int argc, char** argv) {
     else if (k == "--abnormal")
       o.abnormal = std::stod(v);
     else {
-      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+      std::fprintf(stderr, "unknown option %s\n%s", k.c_str(), kUsage);
       std::exit(2);
     }
   }
