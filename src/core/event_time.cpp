@@ -25,15 +25,6 @@ bool read_digits(std::string_view text, std::size_t pos, std::size_t n, int& out
   return true;
 }
 
-bool is_leap(int y) {
-  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-int days_in_month(int y, int m) {
-  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return m == 2 && is_leap(y) ? 29 : kDays[m - 1];
-}
-
 std::unexpected<Error> bad_time(std::string_view text, std::string_view why) {
   return fail(ErrorCode::invalid_time, "invalid time '" + std::string(text.substr(0, 64)) + "': " + std::string(why) +
                                            " (expected RFC 3339, e.g. 2026-03-01T08:00:00Z)");
@@ -59,6 +50,15 @@ std::int64_t floor_div(std::int64_t a, std::int64_t b) {
 }
 
 }  // namespace
+
+bool is_leap_year(std::int64_t y) {
+  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+int days_in_month(std::int64_t year, int month) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return month == 2 && is_leap_year(year) ? 29 : kDays[month - 1];
+}
 
 std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
   y -= m <= 2 ? 1 : 0;

@@ -16,10 +16,6 @@ std::int64_t floor_div(std::int64_t a, std::int64_t b) {
   return a / b - ((a % b != 0) && ((a < 0) != (b < 0)) ? 1 : 0);
 }
 
-bool is_leap(std::int64_t y) {
-  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
 // The civil year of a day count (days since 1970-01-01), by H. Hinnant's algorithm.
 std::int64_t year_of_day(std::int64_t z) {
   z += 719468;
@@ -30,11 +26,6 @@ std::int64_t year_of_day(std::int64_t z) {
   const std::int64_t mp = (5 * doy + 2) / 153;
   const std::int64_t month = mp < 10 ? mp + 3 : mp - 9;
   return yoe + era * 400 + (month <= 2 ? 1 : 0);
-}
-
-int days_in_month(std::int64_t year, int month) {
-  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return month == 2 && is_leap(year) ? 29 : kDays[month - 1];
 }
 
 std::string offset_text(std::int32_t offset_min) {
@@ -236,7 +227,7 @@ std::int32_t TimeZone::rule_offset_s(std::int64_t utc_s) const {
     std::int64_t day = 0;
     switch (d.kind) {
       case Rule::Date::Kind::julian_no_leap:
-        day = days_from_civil(year, 1, 1) + d.day - 1 + (is_leap(year) && d.day >= 60 ? 1 : 0);
+        day = days_from_civil(year, 1, 1) + d.day - 1 + (is_leap_year(year) && d.day >= 60 ? 1 : 0);
         break;
       case Rule::Date::Kind::zero_based:
         day = days_from_civil(year, 1, 1) + d.day;

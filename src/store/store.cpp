@@ -121,8 +121,7 @@ Store::~Store() {
 
 core::Result<Store::CheckpointResult> Store::checkpoint() {
   CheckpointResult result;
-  const int rc =
-      sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &result.log_frames, &result.copied_frames);
+  const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, &result.copied_frames);
   if (rc != SQLITE_OK) return std::unexpected(sqlite_error(db_, "WAL checkpoint failed"));
   return result;
 }

@@ -29,6 +29,10 @@ std::string format_rfc3339(EventTime time);
 // Formats a UTC instant (wall-clock or event time) as ...Z.
 std::string format_utc(std::int64_t utc_ms);
 
+// Proleptic Gregorian calendar facts.
+bool is_leap_year(std::int64_t year);
+int days_in_month(std::int64_t year, int month);  // month 1..12
+
 // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
 std::int64_t days_from_civil(std::int64_t year, unsigned month, unsigned day);
 

@@ -165,8 +165,7 @@ class Store {
 
   // Copies committed WAL pages into the database without blocking writers (PASSIVE).
   struct CheckpointResult {
-    int log_frames = 0;     // frames in the WAL
-    int copied_frames = 0;  // of which are now in the database
+    int copied_frames = 0;  // frames of the WAL now in the database
   };
   core::Result<CheckpointResult> checkpoint();
   // For the writer's connection, between transactions: when the Checkpointer asked for it (see
