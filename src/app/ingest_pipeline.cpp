@@ -4,6 +4,29 @@
 
 namespace iraewatch::app {
 
+namespace {
+
+// The success reply for a plain ASCII id (nothing to escape in JSON), written directly: on the writer's
+// thread, where building it as a JSON document cost a sixth of each record's time. The same text
+// as nlohmann's dump; any other id goes through nlohmann.
+bool append_plain_ok_reply(std::string& out, const std::string& id, bool duplicate, int version) {
+  for (const unsigned char c : id)
+    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return false;
+  out.reserve(id.size() + 48);
+  out += R"({"ok":true,"id":")";
+  out += id;
+  out += '"';
+  if (duplicate) out += R"(,"duplicate":true)";
+  if (version > 1) {
+    out += R"(,"version":)";
+    out += std::to_string(version);
+  }
+  out += '}';
+  return true;
+}
+
+}  // namespace
+
 IngestPipeline::IngestPipeline(const core::ConceptMap& concepts, std::string feed)
     : parser_(concepts), feed_(std::move(feed)) {}
 
@@ -57,13 +80,16 @@ std::vector<std::string> IngestPipeline::replies(const PreparedBatch& batch, con
       if (counts) ++counts->rejected;
     } else {
       const auto& outcome = (*result)[item];
-      reply = {{"ok", true}, {"id", slot.id}};
-      if (outcome.kind == store::WriteOutcome::Kind::duplicate) {
-        reply["duplicate"] = true;
-        if (counts) ++counts->duplicates;
-      } else if (counts) {
-        ++counts->stored;
+      const bool duplicate = outcome.kind == store::WriteOutcome::Kind::duplicate;
+      if (counts) ++(duplicate ? counts->duplicates : counts->stored);
+      std::string plain;
+      if (append_plain_ok_reply(plain, slot.id, duplicate, outcome.version)) {
+        ++item;
+        out.push_back(std::move(plain));
+        continue;
       }
+      reply = {{"ok", true}, {"id", slot.id}};
+      if (duplicate) reply["duplicate"] = true;
       if (outcome.version > 1) reply["version"] = outcome.version;
     }
     ++item;

@@ -63,7 +63,10 @@ void checkpoint_round(Store& store, WalGauge& wal) {
     wal.frames.compare_exchange_strong(seen, 0, std::memory_order_relaxed);
   } else if (left <= kWriterTailFrames) {
     // SQLite starts the WAL over only once every frame is copied: the writer copies these few
-    // between two of its transactions, and its next transaction starts the WAL over.
+    // between two of its transactions, and its next transaction starts the WAL over. The pass
+    // that copies the last frame also syncs the database file: sync here what the passes copied
+    // (megabytes), so that the writer's sync, which holds its acknowledgements, has only its own.
+    if (!store.sync_database_file()) return;  // the next round tries again
     wal.tail_wanted.store(true, std::memory_order_relaxed);
   }
   // Otherwise the writer outpaced the passes: the next round tries again.

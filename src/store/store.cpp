@@ -126,6 +126,15 @@ core::Result<Store::CheckpointResult> Store::checkpoint() {
   return result;
 }
 
+core::Result<void> Store::sync_database_file() {
+  sqlite3_file* file = nullptr;
+  int rc = sqlite3_file_control(db_, "main", SQLITE_FCNTL_FILE_POINTER, &file);
+  if (rc == SQLITE_OK && (file == nullptr || file->pMethods == nullptr)) rc = SQLITE_MISUSE;  // not open
+  if (rc == SQLITE_OK) rc = file->pMethods->xSync(file, SQLITE_SYNC_NORMAL);
+  if (rc != SQLITE_OK) return std::unexpected(sqlite_error(db_, "syncing the database file failed"));
+  return {};
+}
+
 void Store::finish_checkpoint_if_wanted() {
   if (!wal_ || in_transaction_ || !wal_->tail_wanted.exchange(false, std::memory_order_relaxed)) return;
   // A failure (say, the checkpointer's own run is still going) only means the WAL restarts later.

@@ -168,6 +168,10 @@ class Store {
     int copied_frames = 0;  // frames of the WAL now in the database
   };
   core::Result<CheckpointResult> checkpoint();
+  // fdatasync of the database file. A PASSIVE checkpoint syncs the database only when it copied
+  // the whole WAL; the Checkpointer calls this after passes that did not, so that the writer's
+  // final share (finish_checkpoint_if_wanted) syncs only the few pages it copied itself.
+  core::Result<void> sync_database_file();
   // For the writer's connection, between transactions: when the Checkpointer asked for it (see
   // WalGauge), a PASSIVE checkpoint of the frames it could not copy. Does nothing otherwise.
   void finish_checkpoint_if_wanted();
