@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <utility>
+
 #include "iraewatch/core/event_time.hpp"
 
 namespace iraewatch::app {
@@ -88,19 +90,24 @@ core::Result<void> Alerting::after_apply(store::Store& store, const std::vector<
   return {};
 }
 
-void Alerting::after_group(store::Store& store, bool committed) {
+std::move_only_function<void()> Alerting::after_group(store::Store& store, bool committed) {
   if (!committed) {
     // What the engine and the lifecycle learnt from the rolled-back batch is not in the store.
     spdlog::warn("a transaction was rolled back; rebuilding the alert state from the store");
     if (auto r = rebuild(store); !r) spdlog::error("cannot rebuild the alert state: {}", r.error().message);
-    return;
+    return {};
   }
   next_renotify_ms_ = lifecycle_.next_due_ms();
-  if (pending_events_ == 0) return;
-  events_written_ += pending_events_;
-  pending_events_ = 0;
-  committed_seq_ = lifecycle_.last_seq();
-  if (on_committed_) on_committed_(lifecycle_.last_seq());
+  if (pending_events_ == 0) return {};
+  // The events are announced (delivered, published) only once they are on disk; by then the
+  // writer may be further on, so this group's own count and newest seq are kept here.
+  const std::size_t events = std::exchange(pending_events_, 0);
+  const std::int64_t seq = lifecycle_.last_seq();
+  return [this, events, seq] {
+    events_written_ += events;
+    committed_seq_ = seq;
+    if (on_committed_) on_committed_(seq);
+  };
 }
 
 store::WriterOptions Alerting::writer_options(std::size_t max_batch_items) {
@@ -108,7 +115,7 @@ store::WriterOptions Alerting::writer_options(std::size_t max_batch_items) {
   o.max_batch_items = max_batch_items;
   o.after_apply = [this](store::Store& s, const std::vector<store::WriteItem>& items,
                          const std::vector<store::WriteOutcome>& outcomes) { return after_apply(s, items, outcomes); };
-  o.after_group = [this](store::Store& s, bool committed) { after_group(s, committed); };
+  o.after_group = [this](store::Store& s, bool committed) { return after_group(s, committed); };
   return o;
 }
 

@@ -149,7 +149,13 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
                config.data_dir, rule_set->version, rules_dir, rule_set->rules.size(),
                rule_set->concepts.concepts().size(), rule_set->concepts.drugs().size());
 
-  store::Writer writer(std::move(*store), (*alerting)->writer_options(config.max_batch_items));
+  // With synchronous FULL, a second thread makes the commits durable (store/writer.hpp): the same
+  // guarantee, while the writer goes on with the next group.
+  auto writer_options = (*alerting)->writer_options(config.max_batch_items);
+  writer_options.sync_aside = config.synchronous_full;
+  store::Writer writer(std::move(*store), std::move(writer_options));
+  if (config.synchronous_full && !writer.syncs_aside())
+    spdlog::warn("the WAL cannot be opened for syncing; each commit syncs itself (slower under load)");
   auto delivery = Delivery::open(std::move(*delivery_reader), std::move(*outputs), &writer);
   if (!delivery) {
     spdlog::critical("{}", delivery.error().message);

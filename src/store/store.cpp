@@ -108,6 +108,7 @@ core::Result<std::unique_ptr<Store>> Store::open(const std::string& data_dir, St
   }
   auto store = std::unique_ptr<Store>(new Store(db, std::make_unique<Statements>(db)));
   store->wal_ = options.wal;
+  store->synchronous_full_ = options.synchronous_full;
   return store;
 }
 
@@ -133,6 +134,17 @@ core::Result<void> Store::sync_database_file() {
   if (rc == SQLITE_OK) rc = file->pMethods->xSync(file, SQLITE_SYNC_NORMAL);
   if (rc != SQLITE_OK) return std::unexpected(sqlite_error(db_, "syncing the database file failed"));
   return {};
+}
+
+core::Result<void> Store::set_synchronous_full(bool full) {
+  if (in_transaction_) return fail(ErrorCode::store_unavailable, "cannot change synchronous inside a transaction");
+  if (auto r = exec(db_, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL"); !r) return r;
+  synchronous_full_ = full;
+  return {};
+}
+
+std::string Store::wal_path() const {
+  return sqlite3_filename_wal(sqlite3_db_filename(db_, "main"));
 }
 
 void Store::finish_checkpoint_if_wanted() {

@@ -1,11 +1,42 @@
 #include "iraewatch/store/writer.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <future>
 
 namespace iraewatch::store {
 
+namespace {
+
+core::Result<void> fdatasync_wal(int fd) {
+  if (::fdatasync(fd) == 0) return {};
+  return core::fail(core::ErrorCode::store_unavailable,
+                    std::string("the commit could not be synced to disk: ") + std::strerror(errno));
+}
+
+}  // namespace
+
 Writer::Writer(std::unique_ptr<Store> store, WriterOptions options)
-    : store_(std::move(store)), options_(options), thread_([this] { run(); }) {}
+    : store_(std::move(store)), options_(std::move(options)) {
+  if (options_.sync_aside && store_->synchronous_full()) {
+    // The WAL exists once the store is open (it was read). SQLite takes no lock on it, so this
+    // descriptor cannot drop one when it closes.
+    wal_fd_ = ::open(store_->wal_path().c_str(), O_RDWR | O_CLOEXEC);
+    if (wal_fd_ >= 0 && !store_->set_synchronous_full(false)) {
+      ::close(wal_fd_);
+      wal_fd_ = -1;
+    }
+  }
+  if (wal_fd_ >= 0) {
+    if (!options_.sync_wal) options_.sync_wal = fdatasync_wal;
+    sync_thread_ = std::thread([this] { run_sync(); });
+  }
+  thread_ = std::thread([this] { run(); });
+}
 
 Writer::~Writer() {
   stop();
@@ -59,6 +90,16 @@ void Writer::stop() {
     wake_.notify_one();
   }
   if (thread_.joinable()) thread_.join();
+  {
+    std::lock_guard lock(sync_mutex_);
+    sync_stopping_ = true;
+    sync_wake_.notify_one();
+  }
+  if (sync_thread_.joinable()) sync_thread_.join();  // after its last sync and callbacks
+  if (wal_fd_ >= 0) {
+    ::close(wal_fd_);
+    wal_fd_ = -1;
+  }
 }
 
 void Writer::run() {
@@ -76,44 +117,83 @@ void Writer::run() {
         queue_.pop_front();
       }
     }
-    commit_group(group);
+    Committed committed = commit_group(group);
     group.clear();
+    if (wal_fd_ >= 0) {
+      std::lock_guard lock(sync_mutex_);
+      unsynced_.push_back(std::move(committed));
+      sync_wake_.notify_one();
+    } else {
+      complete(committed, {});  // the commit synced itself
+    }
     store_->finish_checkpoint_if_wanted();
   }
 }
 
-void Writer::commit_group(std::vector<Submission>& group) {
-  std::vector<std::vector<WriteOutcome>> outcomes(group.size());
+void Writer::run_sync() {
+  std::vector<Committed> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(sync_mutex_);
+      sync_wake_.wait(lock, [this] { return sync_stopping_ || !unsynced_.empty(); });
+      if (unsynced_.empty()) return;  // stopping, and every group is completed
+      batch.swap(unsynced_);
+    }
+    // One fdatasync covers every group committed before it began. Groups that failed are in the
+    // batch only to keep the callbacks in order.
+    core::Result<void> synced;
+    if (std::any_of(batch.begin(), batch.end(), [](const Committed& c) { return c.status.has_value(); }))
+      synced = options_.sync_wal(wal_fd_);
+    for (auto& committed : batch) complete(committed, synced);
+    batch.clear();
+  }
+}
+
+Writer::Committed Writer::commit_group(std::vector<Submission>& group) {
+  Committed c;
+  c.outcomes.resize(group.size());
+  c.group = std::move(group);
   core::Result<void> status = store_->begin();
-  for (std::size_t i = 0; status && i < group.size(); ++i) {
-    if (group[i].task) {
-      status = group[i].task(*store_);
+  for (std::size_t i = 0; status && i < c.group.size(); ++i) {
+    auto& submission = c.group[i];
+    if (submission.task) {
+      status = submission.task(*store_);
       continue;
     }
-    outcomes[i].reserve(group[i].items.size());
-    for (const auto& item : group[i].items) {
+    c.outcomes[i].reserve(submission.items.size());
+    for (const auto& item : submission.items) {
       auto outcome = store_->apply(item);
       if (!outcome) {
         status = std::unexpected(outcome.error());
         break;
       }
-      outcomes[i].push_back(*outcome);
+      c.outcomes[i].push_back(*outcome);
     }
-    if (status && options_.after_apply) status = options_.after_apply(*store_, group[i].items, outcomes[i]);
+    if (status && options_.after_apply) status = options_.after_apply(*store_, submission.items, c.outcomes[i]);
   }
   if (status) {
     status = store_->commit();
   } else {
     store_->rollback();
   }
-  if (options_.after_group) options_.after_group(*store_, status.has_value());
-  for (std::size_t i = 0; i < group.size(); ++i) {
-    if (group[i].task) {
-      if (group[i].task_done) group[i].task_done(status);
+  if (options_.after_group) c.on_disk = options_.after_group(*store_, status.has_value());
+  c.status = std::move(status);
+  return c;
+}
+
+void Writer::complete(Committed& c, const core::Result<void>& synced) {
+  // A group whose fsync failed is committed, but not known to be on disk: its senders are told to
+  // send again (and a record sent again is found to be a duplicate).
+  const core::Result<void>& status = !c.status ? c.status : synced;
+  if (status && c.on_disk) c.on_disk();
+  for (std::size_t i = 0; i < c.group.size(); ++i) {
+    auto& submission = c.group[i];
+    if (submission.task) {
+      if (submission.task_done) submission.task_done(status);
     } else if (status) {
-      group[i].done(std::move(outcomes[i]), std::move(group[i].items));
+      submission.done(std::move(c.outcomes[i]), std::move(submission.items));
     } else {
-      group[i].done(std::unexpected(status.error()), std::move(group[i].items));
+      submission.done(std::unexpected(status.error()), std::move(submission.items));
     }
   }
 }

@@ -1,8 +1,12 @@
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <condition_variable>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -34,7 +38,9 @@ TEST_CASE("the writer commits concurrent submissions and completes them in order
   REQUIRE(s);
   store::WriterOptions options;
   options.max_batch_items = 64;
+  options.sync_aside = GENERATE(false, true);
   store::Writer writer(std::move(*s), options);
+  CHECK(writer.syncs_aside() == options.sync_aside);
   constexpr int kThreads = 4, kPerThread = 50;
   std::atomic<int> done{0}, stored{0};
   std::atomic<bool> items_back{true};
@@ -255,10 +261,11 @@ TEST_CASE("an after_apply error rolls the whole group back and fails every submi
     if (first.id == "bad") return core::fail(core::ErrorCode::conflict, "hook refused");
     return {};
   };
-  options.after_group = [&](store::Store& s, bool committed) {
+  options.after_group = [&](store::Store& s, bool committed) -> std::move_only_function<void()> {
     groups.push_back(committed);
     // Runs after the rollback: this connection no longer sees the group's writes.
     order.push_back("group:" + std::to_string(*s.output_position("hook")));
+    return {};
   };
   store::Writer writer(open_store(dir), options);
 
@@ -306,8 +313,9 @@ TEST_CASE("a task error rolls its group back; after_group reports it before the 
   const std::string dir = tmp.file("data");
   std::vector<std::string> order;  // writer thread only until the completions are in
   store::WriterOptions options;
-  options.after_group = [&](store::Store&, bool committed) {
+  options.after_group = [&](store::Store&, bool committed) -> std::move_only_function<void()> {
     order.push_back(committed ? "group:committed" : "group:rolled-back");
+    return {};
   };
   store::Writer writer(open_store(dir), options);
 
@@ -365,4 +373,140 @@ TEST_CASE("a task submitted after stop() completes at once with store_unavailabl
   REQUIRE_FALSE(r);
   CHECK(r.error().code == core::ErrorCode::store_unavailable);
   CHECK_FALSE(ran);
+}
+
+// Synced aside (serve): the writer commits without an fsync and goes on; the sync thread's
+// fdatasync of the WAL must return before a group's callbacks run. A sync the test holds shows it.
+namespace {
+
+// A sync_wal that the test holds and releases, counting its calls. Every wait is bounded.
+struct HeldSync {
+  std::mutex mutex;
+  std::condition_variable changed;
+  int calls = 0;      // syncs begun
+  bool held = true;   // syncs wait while set
+  int fail_next = 0;  // how many of the next syncs fail
+  std::function<core::Result<void>(int)> fn() {
+    return [this](int fd) -> core::Result<void> {
+      std::unique_lock lock(mutex);
+      ++calls;
+      changed.notify_all();
+      changed.wait_for(lock, std::chrono::seconds(30), [this] { return !held; });
+      if (fail_next > 0) {
+        --fail_next;
+        return core::fail(core::ErrorCode::store_unavailable, "the commit could not be synced to disk: test");
+      }
+      if (::fdatasync(fd) != 0) return core::fail(core::ErrorCode::io, "fdatasync failed");
+      return {};
+    };
+  }
+  bool wait_calls(int n) {
+    std::unique_lock lock(mutex);
+    return changed.wait_for(lock, std::chrono::seconds(30), [&] { return calls >= n; });
+  }
+  void release() {
+    std::lock_guard lock(mutex);
+    held = false;
+    changed.notify_all();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("synced aside: a group is committed at once, and completed only after the WAL's sync", "[store]") {
+  testing::TempDir tmp;
+  const std::string dir = tmp.file("data");
+  HeldSync sync;
+  std::vector<std::string> order;  // the callbacks' thread only, until they are in
+  store::WriterOptions options;
+  options.sync_aside = true;
+  options.sync_wal = sync.fn();
+  options.after_group = [&](store::Store&, bool committed) -> std::move_only_function<void()> {
+    if (!committed) return {};
+    return [&order] { order.push_back("on-disk"); };
+  };
+  store::Writer writer(open_store(dir), options);
+  REQUIRE(writer.syncs_aside());
+  TaskCompletion mode;
+  bool full = true;
+  writer.submit_task(
+      [&full](store::Store& s) -> core::Result<void> {
+        full = s.synchronous_full();  // the writer's connection no longer fsyncs its commits
+        return {};
+      },
+      mode.done());
+  REQUIRE(sync.wait_calls(1));
+
+  Completion first;
+  writer.submit({observation("s1"), observation("s2")},
+                [&order, p = first.promise](store::WriteResult r, std::vector<store::WriteItem>) {
+                  order.push_back("s-done");
+                  p->set_value(std::move(r));
+                });
+  // Committed (another connection reads it) while the sync that would cover it is held.
+  for (int i = 0; i < 300 && observation_count(dir) < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(observation_count(dir) == 2);
+  CHECK(first.future.wait_for(std::chrono::milliseconds(200)) == std::future_status::timeout);
+  CHECK(mode.future.wait_for(std::chrono::milliseconds(0)) == std::future_status::timeout);
+
+  sync.release();
+  REQUIRE(mode.get());
+  CHECK_FALSE(full);
+  auto r = first.get();
+  REQUIRE(r);
+  CHECK(r->size() == 2);
+  CHECK(sync.calls >= 2);  // the first sync began before s1 and s2 were committed: a second covers them
+  writer.stop();
+  CHECK(order == std::vector<std::string>{"on-disk", "on-disk", "s-done"});
+}
+
+TEST_CASE("synced aside: a failed sync fails the groups it covered; the next groups are stored", "[store]") {
+  testing::TempDir tmp;
+  const std::string dir = tmp.file("data");
+  HeldSync sync;
+  sync.fail_next = 1;
+  int on_disk = 0;
+  store::WriterOptions options;
+  options.sync_aside = true;
+  options.sync_wal = sync.fn();
+  options.after_group = [&](store::Store&, bool) -> std::move_only_function<void()> {
+    return [&on_disk] { ++on_disk; };
+  };
+  store::Writer writer(open_store(dir), options);
+  REQUIRE(writer.syncs_aside());
+  Completion lost;
+  writer.submit({observation("f1")}, lost.done());
+  REQUIRE(sync.wait_calls(1));
+  sync.release();
+  auto r = lost.get();
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == core::ErrorCode::store_unavailable);
+  CHECK_THAT(r.error().message, Catch::Contains("could not be synced"));
+  CHECK(on_disk == 0);  // nothing is announced for a group not known to be on disk
+
+  // Committed all the same: sent again, it is a duplicate.
+  std::vector<store::WriteItem> again{observation("f1")};
+  auto dup = writer.write(again);
+  REQUIRE(dup);
+  CHECK((*dup)[0].kind == store::WriteOutcome::Kind::duplicate);
+  std::vector<store::WriteItem> next{observation("f2")};
+  auto ok = writer.write(next);
+  REQUIRE(ok);
+  CHECK((*ok)[0].kind == store::WriteOutcome::Kind::stored);
+  CHECK(on_disk == 2);
+  writer.stop();
+  CHECK(observation_count(dir) == 2);
+}
+
+TEST_CASE("sync_aside needs a store that syncs its commits; otherwise it is ignored", "[store]") {
+  testing::TempDir tmp;
+  auto s = store::Store::open(tmp.file("data"), {false});
+  REQUIRE(s);
+  store::WriterOptions options;
+  options.sync_aside = true;
+  store::Writer writer(std::move(*s), options);
+  CHECK_FALSE(writer.syncs_aside());
+  std::vector<store::WriteItem> items{observation("n1")};
+  CHECK(writer.write(items));
 }

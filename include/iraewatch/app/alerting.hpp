@@ -33,7 +33,7 @@ class Alerting {
   // Writer hooks (install with writer_options()).
   core::Result<void> after_apply(store::Store& store, const std::vector<store::WriteItem>& items,
                                  const std::vector<store::WriteOutcome>& outcomes);
-  void after_group(store::Store& store, bool committed);
+  std::move_only_function<void()> after_group(store::Store& store, bool committed);
   store::WriterOptions writer_options(std::size_t max_batch_items);
 
   // Tasks for Writer::submit_task / run_task.
@@ -47,7 +47,8 @@ class Alerting {
   // records and closed alerts move in the store, and the engine is rebuilt from the store.
   core::Result<void> merge_patients(store::Store& store, const std::string& prior, const std::string& surviving);
 
-  // Called on the writer thread after each commit that added outbox rows, with the newest seq.
+  // Called once a commit that added outbox rows is on disk, with the newest seq: on the thread of
+  // the Writer's completion callbacks (WriterOptions::after_group).
   void set_on_committed(std::function<void(std::int64_t)> fn) { on_committed_ = std::move(fn); }
 
   // Thread-safe.

@@ -172,6 +172,11 @@ class Store {
   // the whole WAL; the Checkpointer calls this after passes that did not, so that the writer's
   // final share (finish_checkpoint_if_wanted) syncs only the few pages it copied itself.
   core::Result<void> sync_database_file();
+  // For the Writer's sync thread (WriterOptions::sync_aside): whether this connection's commits
+  // sync themselves (synchronous=FULL), turning that off, and the WAL file to sync instead.
+  bool synchronous_full() const { return synchronous_full_; }
+  core::Result<void> set_synchronous_full(bool full);
+  std::string wal_path() const;
   // For the writer's connection, between transactions: when the Checkpointer asked for it (see
   // WalGauge), a PASSIVE checkpoint of the frames it could not copy. Does nothing otherwise.
   void finish_checkpoint_if_wanted();
@@ -215,6 +220,7 @@ class Store {
   std::unique_ptr<Statements> stmts_;
   bool in_transaction_ = false;
   std::shared_ptr<WalGauge> wal_;  // kept alive for the WAL hook
+  bool synchronous_full_ = true;
 };
 
 }  // namespace iraewatch::store

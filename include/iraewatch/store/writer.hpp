@@ -1,9 +1,20 @@
 #pragma once
 // The single writer: a thread that owns the store's write connection and commits whatever has
 // been submitted, many submissions to one transaction (group commit), so that the cost of each
-// fsync is shared. Completion callbacks run on the writer thread, after the commit, in submission
-// order: a caller acknowledges only inside its callback. The callback gets its items back, so
-// that committed records can go on to evaluation without a copy.
+// fsync is shared. A caller acknowledges only inside its completion callback, which runs once
+// the group's commit is on disk, in submission order, on one thread. The callback gets its items
+// back, so that committed records can go on to evaluation without a copy.
+//
+// A commit reaches the disk in one of two ways (WriterOptions::sync_aside):
+// - in the commit (SQLite's synchronous=FULL): the writer waits for each group's fsync before it
+//   takes the next one, and runs the callbacks itself;
+// - aside (serve): the writer's connection commits without an fsync (synchronous=NORMAL) and goes
+//   straight on to the next group, while a second thread, the sync thread, fdatasyncs the WAL.
+//   Each fdatasync makes durable every group committed before it began; the sync thread then runs
+//   those groups' callbacks. The fsync of one group overlaps the work of the next, so when the
+//   machine slows down the writer keeps up with the load for longer. Nothing else changes: SQLite
+//   still syncs the WAL before each checkpoint and the WAL's header when the WAL starts over, and
+//   nothing is acknowledged before the fdatasync that covers it has returned.
 
 #include <condition_variable>
 #include <cstddef>
@@ -28,10 +39,17 @@ struct WriterOptions {
   // writes its events here). An error rolls the whole group back.
   std::function<core::Result<void>(Store&, const std::vector<WriteItem>&, const std::vector<WriteOutcome>&)>
       after_apply;
-  // Runs on the writer thread after each group, before its completion callbacks: `committed` is
-  // false when the group was rolled back (so that in-memory state built by after_apply can be
-  // rebuilt from the store).
-  std::function<void(Store&, bool committed)> after_group;
+  // Runs on the writer thread after each group's commit or rollback, before the next group:
+  // `committed` is false when the group was rolled back (so that in-memory state built by
+  // after_apply can be rebuilt from the store). What it returns, if anything, runs once the group
+  // is on disk, just before its completion callbacks and on their thread; never for a group that
+  // failed.
+  std::function<std::move_only_function<void()>(Store&, bool committed)> after_group;
+  // Sync the commits aside, on a second thread (see above). Only for a store opened with
+  // synchronous_full; should the WAL not open for syncing, each commit syncs itself instead.
+  bool sync_aside = false;
+  // The sync thread's sync of the WAL; empty: fdatasync. For tests.
+  std::function<core::Result<void>(int wal_fd)> sync_wal;
 };
 
 class Writer {
@@ -47,7 +65,7 @@ class Writer {
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
 
-  // Queues items; `done` runs on the writer thread once they are committed (or failed). Thread-safe.
+  // Queues items; `done` runs once they are committed and on disk (or failed). Thread-safe.
   // After stop(), `done` runs at once with a store_unavailable error.
   void submit(std::vector<WriteItem> items, Done done);
 
@@ -60,8 +78,11 @@ class Writer {
   // were given.
   WriteResult write(std::vector<WriteItem>& items);
 
-  // Commits everything already queued, then ends the thread. Idempotent.
+  // Commits everything already queued, syncs it, then ends the threads. Idempotent.
   void stop();
+
+  // Whether commits are synced aside (WriterOptions::sync_aside took effect).
+  bool syncs_aside() const { return wal_fd_ >= 0; }
 
  private:
   struct Submission {
@@ -70,15 +91,30 @@ class Writer {
     Task task;  // set for a task (then items is empty)
     TaskDone task_done;
   };
+  // A group after its transaction: what its callbacks need once it is on disk.
+  struct Committed {
+    std::vector<Submission> group;
+    std::vector<std::vector<WriteOutcome>> outcomes;
+    core::Result<void> status;                // the transaction's
+    std::move_only_function<void()> on_disk;  // from after_group
+  };
   void run();
-  void commit_group(std::vector<Submission>& group);
+  void run_sync();
+  Committed commit_group(std::vector<Submission>& group);
+  static void complete(Committed& committed, const core::Result<void>& synced);
 
   std::unique_ptr<Store> store_;
   WriterOptions options_;
+  int wal_fd_ = -1;  // open while commits are synced aside
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Submission> queue_;
   bool stopping_ = false;
+  std::mutex sync_mutex_;
+  std::condition_variable sync_wake_;
+  std::vector<Committed> unsynced_;  // committed, not yet covered by an fdatasync
+  bool sync_stopping_ = false;
+  std::thread sync_thread_;
   std::thread thread_;
 };
 
