@@ -91,7 +91,7 @@ void Writer::stop() {
   }
   if (thread_.joinable()) thread_.join();
   {
-    std::lock_guard lock(sync_mutex_);
+    std::lock_guard lock(mutex_);
     sync_stopping_ = true;
     sync_wake_.notify_one();
   }
@@ -103,24 +103,42 @@ void Writer::stop() {
 }
 
 void Writer::run() {
-  std::vector<Submission> group;
+  // The open transaction: submissions applied and not yet committed. While the sync thread is
+  // busy, what arrives is applied to it, and it commits once that sync is done: one commit per
+  // sync, however long the sync takes, instead of a commit per arrival.
+  Committed open;
+  core::Result<void> status;
+  bool is_open = false;
+  std::size_t items = 0;
   for (;;) {
+    std::vector<Submission> taken;
+    bool commit_now = true;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, and everything queued is committed
-      // Take whole submissions up to the item cap; always at least one.
-      std::size_t items = 0;
-      while (!queue_.empty() && (group.empty() || items + queue_.front().items.size() <= options_.max_batch_items)) {
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty() || (is_open && !sync_busy_locked()); });
+      if (!is_open && queue_.empty()) return;  // stopping, and everything queued is committed
+      // Whole submissions up to the item cap; always at least one into a new transaction.
+      while (!queue_.empty() &&
+             ((!is_open && taken.empty()) || items + queue_.front().items.size() <= options_.max_batch_items)) {
         items += queue_.front().items.size();
-        group.push_back(std::move(queue_.front()));
+        taken.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      // Kept open only while the sync is busy and more could join; never when stopping or full.
+      commit_now = !sync_busy_locked() || stopping_ || !queue_.empty();
     }
-    Committed committed = commit_group(group);
-    group.clear();
+    if (!taken.empty()) {
+      if (!is_open) status = store_->begin();
+      is_open = true;
+      apply(open, status, taken);
+    }
+    if (status && !commit_now) continue;
+    Committed committed = finish(open, status);
+    open = Committed{};
+    is_open = false;
+    items = 0;
     if (wal_fd_ >= 0) {
-      std::lock_guard lock(sync_mutex_);
+      std::lock_guard lock(mutex_);
       unsynced_.push_back(std::move(committed));
       sync_wake_.notify_one();
     } else {
@@ -130,55 +148,67 @@ void Writer::run() {
   }
 }
 
+bool Writer::sync_busy_locked() const {
+  return wal_fd_ >= 0 && (syncing_ || !unsynced_.empty());
+}
+
 void Writer::run_sync() {
   std::vector<Committed> batch;
   for (;;) {
     {
-      std::unique_lock lock(sync_mutex_);
+      std::unique_lock lock(mutex_);
       sync_wake_.wait(lock, [this] { return sync_stopping_ || !unsynced_.empty(); });
       if (unsynced_.empty()) return;  // stopping, and every group is completed
       batch.swap(unsynced_);
+      syncing_ = true;
     }
     // One fdatasync covers every group committed before it began. Groups that failed are in the
     // batch only to keep the callbacks in order.
     core::Result<void> synced;
     if (std::any_of(batch.begin(), batch.end(), [](const Committed& c) { return c.status.has_value(); }))
       synced = options_.sync_wal(wal_fd_);
+    {
+      std::lock_guard lock(mutex_);
+      syncing_ = false;  // the writer may commit its open transaction while these complete
+    }
+    wake_.notify_one();
     for (auto& committed : batch) complete(committed, synced);
     batch.clear();
   }
 }
 
-Writer::Committed Writer::commit_group(std::vector<Submission>& group) {
-  Committed c;
-  c.outcomes.resize(group.size());
-  c.group = std::move(group);
-  core::Result<void> status = store_->begin();
-  for (std::size_t i = 0; status && i < c.group.size(); ++i) {
-    auto& submission = c.group[i];
-    if (submission.task) {
+void Writer::apply(Committed& open, core::Result<void>& status, std::vector<Submission>& taken) {
+  for (auto& submission : taken) {
+    std::vector<WriteOutcome> outcomes;
+    if (status && submission.task) {
       status = submission.task(*store_);
-      continue;
-    }
-    c.outcomes[i].reserve(submission.items.size());
-    for (const auto& item : submission.items) {
-      auto outcome = store_->apply(item);
-      if (!outcome) {
-        status = std::unexpected(outcome.error());
-        break;
+    } else if (status) {
+      outcomes.reserve(submission.items.size());
+      for (const auto& item : submission.items) {
+        auto outcome = store_->apply(item);
+        if (!outcome) {
+          status = std::unexpected(outcome.error());
+          break;
+        }
+        outcomes.push_back(*outcome);
       }
-      c.outcomes[i].push_back(*outcome);
+      if (status && options_.after_apply) status = options_.after_apply(*store_, submission.items, outcomes);
     }
-    if (status && options_.after_apply) status = options_.after_apply(*store_, submission.items, c.outcomes[i]);
+    open.group.push_back(std::move(submission));
+    open.outcomes.push_back(std::move(outcomes));
   }
+}
+
+Writer::Committed Writer::finish(Committed& open, core::Result<void>& status) {
   if (status) {
     status = store_->commit();
   } else {
     store_->rollback();
   }
-  if (options_.after_group) c.on_disk = options_.after_group(*store_, status.has_value());
-  c.status = std::move(status);
-  return c;
+  if (options_.after_group) open.on_disk = options_.after_group(*store_, status.has_value());
+  open.status = std::move(status);
+  status = {};
+  return std::move(open);
 }
 
 void Writer::complete(Committed& c, const core::Result<void>& synced) {

@@ -379,19 +379,20 @@ TEST_CASE("a task submitted after stop() completes at once with store_unavailabl
 // fdatasync of the WAL must return before a group's callbacks run. A sync the test holds shows it.
 namespace {
 
-// A sync_wal that the test holds and releases, counting its calls. Every wait is bounded.
+// A sync_wal that the test holds: the k-th sync waits until release() was called k times. It
+// counts the syncs begun. Every wait is bounded.
 struct HeldSync {
   std::mutex mutex;
   std::condition_variable changed;
   int calls = 0;      // syncs begun
-  bool held = true;   // syncs wait while set
+  int released = 0;   // syncs let go
   int fail_next = 0;  // how many of the next syncs fail
   std::function<core::Result<void>(int)> fn() {
     return [this](int fd) -> core::Result<void> {
       std::unique_lock lock(mutex);
-      ++calls;
+      const int call = ++calls;
       changed.notify_all();
-      changed.wait_for(lock, std::chrono::seconds(30), [this] { return !held; });
+      changed.wait_for(lock, std::chrono::seconds(30), [&] { return released >= call; });
       if (fail_next > 0) {
         --fail_next;
         return core::fail(core::ErrorCode::store_unavailable, "the commit could not be synced to disk: test");
@@ -406,14 +407,29 @@ struct HeldSync {
   }
   void release() {
     std::lock_guard lock(mutex);
-    held = false;
+    ++released;
+    changed.notify_all();
+  }
+  void release_all() {
+    std::lock_guard lock(mutex);
+    released = 1 << 20;
     changed.notify_all();
   }
 };
 
+// Polls another connection's count of stored observations until it is `want` (bounded).
+std::int64_t wait_for_count(const std::string& dir, std::int64_t want) {
+  std::int64_t n = observation_count(dir);
+  for (int i = 0; i < 300 && n != want; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    n = observation_count(dir);
+  }
+  return n;
+}
+
 }  // namespace
 
-TEST_CASE("synced aside: a group is committed at once, and completed only after the WAL's sync", "[store]") {
+TEST_CASE("synced aside: what arrives during a sync commits after it; callbacks wait for their own sync", "[store]") {
   testing::TempDir tmp;
   const std::string dir = tmp.file("data");
   HeldSync sync;
@@ -435,7 +451,7 @@ TEST_CASE("synced aside: a group is committed at once, and completed only after 
         return {};
       },
       mode.done());
-  REQUIRE(sync.wait_calls(1));
+  REQUIRE(sync.wait_calls(1));  // the task's group is committed; its sync is held
 
   Completion first;
   writer.submit({observation("s1"), observation("s2")},
@@ -443,20 +459,24 @@ TEST_CASE("synced aside: a group is committed at once, and completed only after 
                   order.push_back("s-done");
                   p->set_value(std::move(r));
                 });
-  // Committed (another connection reads it) while the sync that would cover it is held.
-  for (int i = 0; i < 300 && observation_count(dir) < 2; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  CHECK(observation_count(dir) == 2);
-  CHECK(first.future.wait_for(std::chrono::milliseconds(200)) == std::future_status::timeout);
+  // While that sync runs, s1 and s2 wait in the open transaction: not committed yet.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(observation_count(dir) == 0);
   CHECK(mode.future.wait_for(std::chrono::milliseconds(0)) == std::future_status::timeout);
 
-  sync.release();
+  sync.release();  // the first sync returns: the task completes, and s1 and s2 commit
   REQUIRE(mode.get());
   CHECK_FALSE(full);
+  REQUIRE(sync.wait_calls(2));
+  CHECK(wait_for_count(dir, 2) == 2);
+  // Committed, but their own sync is held: not acknowledged.
+  CHECK(first.future.wait_for(std::chrono::milliseconds(200)) == std::future_status::timeout);
+
+  sync.release();
   auto r = first.get();
   REQUIRE(r);
   CHECK(r->size() == 2);
-  CHECK(sync.calls >= 2);  // the first sync began before s1 and s2 were committed: a second covers them
+  sync.release_all();
   writer.stop();
   CHECK(order == std::vector<std::string>{"on-disk", "on-disk", "s-done"});
 }
@@ -478,7 +498,7 @@ TEST_CASE("synced aside: a failed sync fails the groups it covered; the next gro
   Completion lost;
   writer.submit({observation("f1")}, lost.done());
   REQUIRE(sync.wait_calls(1));
-  sync.release();
+  sync.release_all();
   auto r = lost.get();
   REQUIRE_FALSE(r);
   CHECK(r.error().code == core::ErrorCode::store_unavailable);

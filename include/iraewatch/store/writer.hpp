@@ -11,8 +11,10 @@
 // - aside (serve): the writer's connection commits without an fsync (synchronous=NORMAL) and goes
 //   straight on to the next group, while a second thread, the sync thread, fdatasyncs the WAL.
 //   Each fdatasync makes durable every group committed before it began; the sync thread then runs
-//   those groups' callbacks. The fsync of one group overlaps the work of the next, so when the
-//   machine slows down the writer keeps up with the load for longer. Nothing else changes: SQLite
+//   those groups' callbacks. While a sync runs, what arrives is applied to one open transaction,
+//   committed as soon as the sync returns: one commit per sync, whatever the sync's length. The
+//   fsync of one group overlaps the work of the next, so when the machine slows down the writer
+//   keeps up with the load for longer. Nothing else changes: SQLite
 //   still syncs the WAL before each checkpoint and the WAL's header when the WAL starts over, and
 //   nothing is acknowledged before the fdatasync that covers it has returned.
 
@@ -100,19 +102,24 @@ class Writer {
   };
   void run();
   void run_sync();
-  Committed commit_group(std::vector<Submission>& group);
+  bool sync_busy_locked() const;  // with mutex_ held
+  // Applies `taken` to the open transaction (after a failure, only collects them) and moves them
+  // into `open`.
+  void apply(Committed& open, core::Result<void>& status, std::vector<Submission>& taken);
+  // Commits (or, after a failure, rolls back) the open transaction.
+  Committed finish(Committed& open, core::Result<void>& status);
   static void complete(Committed& committed, const core::Result<void>& synced);
 
   std::unique_ptr<Store> store_;
   WriterOptions options_;
-  int wal_fd_ = -1;  // open while commits are synced aside
-  std::mutex mutex_;
+  int wal_fd_ = -1;   // open while commits are synced aside
+  std::mutex mutex_;  // guards the queue and the sync thread's state
   std::condition_variable wake_;
   std::deque<Submission> queue_;
   bool stopping_ = false;
-  std::mutex sync_mutex_;
   std::condition_variable sync_wake_;
   std::vector<Committed> unsynced_;  // committed, not yet covered by an fdatasync
+  bool syncing_ = false;             // the sync thread is in an fdatasync
   bool sync_stopping_ = false;
   std::thread sync_thread_;
   std::thread thread_;
