@@ -76,7 +76,7 @@ bool Delivery::deliver_all(std::int64_t head, bool final_try) {
       continue;
     }
     while (positions_[i] < head) {
-      auto page = reader_->alert_events_after(positions_[i], kPage);
+      auto page = reader_->alert_events_after(positions_[i], kPage, head);  // only what is on disk
       if (!page) {
         spdlog::error("cannot read the alert outbox: {}", page.error().message);
         retry_at_[i] = now + kRetry;

@@ -229,7 +229,7 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
       auto replies = IngestPipeline::replies(*prepared, result, &counts);
       if (!result)
         spdlog::error("a batch of {} lines was not stored: {}", prepared->slots.size(), result.error().message);
-      // Counted on the writer thread only.
+      // Counted on the thread of the writer's completions only.
       totals.stored += counts.stored;
       totals.duplicates += counts.duplicates;
       totals.rejected += counts.rejected;

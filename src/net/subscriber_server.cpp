@@ -222,6 +222,10 @@ class SocketSession final : public SubscriberServer::Session {
       for (auto& line : *fetched) {
         if (taken == room) break;
         if (line.seq <= position_) continue;  // the stream only moves forward
+        if (line.seq > hub_->head_seq_) {
+          more_ = false;  // committed, but not yet announced as on disk: sent after the publish
+          break;
+        }
         position_ = line.seq;
         queue_.push_back(std::move(line));
         ++taken;

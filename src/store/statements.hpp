@@ -60,8 +60,8 @@ struct Store::Statements {
         alert_events_after(db,
                            "SELECT seq, alert_id, patient_key, signal, event, state, grade, severity, pages, cause, "
                            "actor, note, clock_ms, recorded_ms, data_time, line, text FROM alert_events "
-                           "WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
-        alert_lines_after(db, "SELECT seq, line FROM alert_events WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
+                           "WHERE seq > ?1 AND seq <= ?3 ORDER BY seq LIMIT ?2"),
+        alert_lines_after(db, "SELECT seq, line FROM alert_events WHERE seq > ?1 AND seq <= ?3 ORDER BY seq LIMIT ?2"),
         last_alert_seq(db, "SELECT coalesce(max(seq), 0) FROM alert_events"),
         // `control_id <> ''` lets SQLite use the partial unique index inbound_messages_key.
         find_message(db,

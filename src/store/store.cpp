@@ -132,7 +132,8 @@ core::Result<void> Store::sync_database_file() {
   int rc = sqlite3_file_control(db_, "main", SQLITE_FCNTL_FILE_POINTER, &file);
   if (rc == SQLITE_OK && (file == nullptr || file->pMethods == nullptr)) rc = SQLITE_MISUSE;  // not open
   if (rc == SQLITE_OK) rc = file->pMethods->xSync(file, SQLITE_SYNC_NORMAL);
-  if (rc != SQLITE_OK) return std::unexpected(sqlite_error(db_, "syncing the database file failed"));
+  if (rc != SQLITE_OK)
+    return fail(ErrorCode::store_unavailable, std::string("syncing the database file failed: ") + sqlite3_errstr(rc));
   return {};
 }
 

@@ -160,16 +160,18 @@ core::Result<std::int64_t> Store::last_alert_seq() {
   return single_int(stmts_->last_alert_seq);
 }
 
-core::Result<std::vector<core::AlertNotice>> Store::alert_events_after(std::int64_t after_seq, int limit) {
+core::Result<std::vector<core::AlertNotice>> Store::alert_events_after(std::int64_t after_seq, int limit,
+                                                                       std::int64_t up_to_seq) {
   auto& s = stmts_->alert_events_after;
-  s.bind(1, after_seq).bind(2, std::int64_t{limit});
+  s.bind(1, after_seq).bind(2, std::int64_t{limit}).bind(3, up_to_seq);
   return collect<core::AlertNotice>(s, read_notice);
 }
 
 core::Result<std::vector<std::pair<std::int64_t, std::string>>> Store::alert_lines_after(std::int64_t after_seq,
-                                                                                         int limit) {
+                                                                                         int limit,
+                                                                                         std::int64_t up_to_seq) {
   auto& s = stmts_->alert_lines_after;
-  s.bind(1, after_seq).bind(2, std::int64_t{limit});
+  s.bind(1, after_seq).bind(2, std::int64_t{limit}).bind(3, up_to_seq);
   return collect<std::pair<std::int64_t, std::string>>(s, [](const Statement& st) {
     return std::pair<std::int64_t, std::string>{st.int64(0), st.text(1)};
   });

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <future>
+#include <optional>
 
 namespace iraewatch::store {
 
@@ -16,6 +17,15 @@ core::Result<void> fdatasync_wal(int fd) {
   if (::fdatasync(fd) == 0) return {};
   return core::fail(core::ErrorCode::store_unavailable,
                     std::string("the commit could not be synced to disk: ") + std::strerror(errno));
+}
+
+// After a failed fdatasync nothing later can be trusted to reach the disk: Linux reports a
+// writeback error once, and the next fdatasync may succeed without the pages that failed, while
+// later commits chain from them in the WAL. So the failure stands until a restart, which recovers
+// from what is really on disk.
+core::Error sync_failure(const core::Error& first) {
+  return core::Error{core::ErrorCode::store_unavailable,
+                     first.message + "; nothing more is stored until iraewatch restarts"};
 }
 
 }  // namespace
@@ -113,6 +123,7 @@ void Writer::run() {
   for (;;) {
     std::vector<Submission> taken;
     bool commit_now = true;
+    std::optional<core::Error> failed;
     {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [&] { return stopping_ || !queue_.empty() || (is_open && !sync_busy_locked()); });
@@ -126,9 +137,14 @@ void Writer::run() {
       }
       // Kept open only while the sync is busy and more could join; never when stopping or full.
       commit_now = !sync_busy_locked() || stopping_ || !queue_.empty();
+      failed = failure_;
     }
     if (!taken.empty()) {
-      if (!is_open) status = store_->begin();
+      if (!is_open) {
+        // After a failed sync, submissions are only collected, to fail in order.
+        open.began = !failed;
+        status = failed ? core::Result<void>(std::unexpected(*failed)) : store_->begin();
+      }
       is_open = true;
       apply(open, status, taken);
     }
@@ -165,11 +181,16 @@ void Writer::run_sync() {
     // One fdatasync covers every group committed before it began. Groups that failed are in the
     // batch only to keep the callbacks in order.
     core::Result<void> synced;
-    if (std::any_of(batch.begin(), batch.end(), [](const Committed& c) { return c.status.has_value(); }))
+    if (failure_) {
+      synced = std::unexpected(*failure_);
+    } else if (std::any_of(batch.begin(), batch.end(), [](const Committed& c) { return c.status.has_value(); })) {
       synced = options_.sync_wal(wal_fd_);
+      if (!synced) synced = std::unexpected(sync_failure(synced.error()));
+    }
     {
       std::lock_guard lock(mutex_);
       syncing_ = false;  // the writer may commit its open transaction while these complete
+      if (!synced && !failure_) failure_ = synced.error();
     }
     wake_.notify_one();
     for (auto& committed : batch) complete(committed, synced);
@@ -205,15 +226,15 @@ Writer::Committed Writer::finish(Committed& open, core::Result<void>& status) {
   } else {
     store_->rollback();
   }
-  if (options_.after_group) open.on_disk = options_.after_group(*store_, status.has_value());
+  if (options_.after_group && open.began) open.on_disk = options_.after_group(*store_, status.has_value());
   open.status = std::move(status);
   status = {};
   return std::move(open);
 }
 
 void Writer::complete(Committed& c, const core::Result<void>& synced) {
-  // A group whose fsync failed is committed, but not known to be on disk: its senders are told to
-  // send again (and a record sent again is found to be a duplicate).
+  // A group whose fsync failed is committed, but not known to be on disk: its senders are told it
+  // was not stored.
   const core::Result<void>& status = !c.status ? c.status : synced;
   if (status && c.on_disk) c.on_disk();
   for (std::size_t i = 0; i < c.group.size(); ++i) {

@@ -205,6 +205,28 @@ TEST_CASE("delivery hands every output the outbox in order, then what notify() a
   CHECK(*db->output_position("b") == 8);
 }
 
+TEST_CASE("delivery stops at the announced head: rows past it may not be on disk yet", "[app][delivery]") {
+  testing::TempDir tmp;
+  const std::string dir = tmp.file("data");
+  auto db = open_store(dir);
+  append_events(*db, 1, 3);
+  auto journal = std::make_shared<Journal>();
+  auto d = open_delivery(dir, outputs(std::make_unique<FakeOutput>("a", journal)));
+  d->start();
+  REQUIRE(journal->wait_seqs("a", 3));
+
+  // Committed (visible to the delivery's connection), but only 5 is announced as on disk.
+  append_events(*db, 4, 7);
+  d->notify(5);
+  REQUIRE(journal->wait_seqs("a", 5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(journal->seqs_of("a") == range(1, 5));
+  d->notify(7);
+  REQUIRE(journal->wait_seqs("a", 7));
+  d->stop();
+  CHECK(journal->seqs_of("a") == range(1, 7));
+}
+
 TEST_CASE("a new output starts at the outbox head, and that start is saved at once", "[app][delivery]") {
   testing::TempDir tmp;
   const std::string dir = tmp.file("data");

@@ -248,6 +248,26 @@ TEST_CASE("01 a subscriber gets a hello with the head, then the events published
   CHECK_FALSE(client.read_line(200ms));  // nothing more, nothing twice
 }
 
+TEST_CASE("01b events past the published head are not sent until published (not yet on disk)", "[net]") {
+  asio::io_context io;
+  FakeOutbox outbox;
+  net::SubscriberServer server(io, tcp_options(), outbox.fetch_fn(), outbox.append(3));
+  REQUIRE(server.start());
+  IoThread thread(io);
+
+  Client client(server.tcp_port());
+  CHECK(client.read_json().at("seq") == 3);
+  outbox.append(4);  // 4..7 committed; only up to 5 announced as on disk
+  server.publish(5);
+  CHECK(client.read_events(2) == range(4, 5));
+  CHECK_FALSE(client.read_line(200ms));
+  client.send("{\"since\":0}\n");  // a replay stops at the head too
+  CHECK(client.read_events(5) == range(1, 5));
+  CHECK_FALSE(client.read_line(200ms));
+  server.publish(7);
+  CHECK(client.read_events(2) == range(6, 7));
+}
+
 TEST_CASE("02 since 0 replays the whole outbox in order, in batches of max_queued_lines", "[net]") {
   asio::io_context io;
   FakeOutbox outbox;

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -382,6 +383,8 @@ namespace {
 // A sync_wal that the test holds: the k-th sync waits until release() was called k times. It
 // counts the syncs begun. Every wait is bounded.
 struct HeldSync {
+  explicit HeldSync(const std::string& data_dir) : wal(store::Store::database_path(data_dir) + "-wal") {}
+  std::string wal;
   std::mutex mutex;
   std::condition_variable changed;
   int calls = 0;      // syncs begun
@@ -397,6 +400,11 @@ struct HeldSync {
         --fail_next;
         return core::fail(core::ErrorCode::store_unavailable, "the commit could not be synced to disk: test");
       }
+      // The descriptor is the WAL's.
+      struct stat by_fd {
+      }, by_path{};
+      if (::fstat(fd, &by_fd) != 0 || ::stat(wal.c_str(), &by_path) != 0 || by_fd.st_ino != by_path.st_ino)
+        return core::fail(core::ErrorCode::io, "not the WAL's descriptor");
       if (::fdatasync(fd) != 0) return core::fail(core::ErrorCode::io, "fdatasync failed");
       return {};
     };
@@ -432,7 +440,7 @@ std::int64_t wait_for_count(const std::string& dir, std::int64_t want) {
 TEST_CASE("synced aside: what arrives during a sync commits after it; callbacks wait for their own sync", "[store]") {
   testing::TempDir tmp;
   const std::string dir = tmp.file("data");
-  HeldSync sync;
+  HeldSync sync(dir);
   std::vector<std::string> order;  // the callbacks' thread only, until they are in
   store::WriterOptions options;
   options.sync_aside = true;
@@ -481,10 +489,10 @@ TEST_CASE("synced aside: what arrives during a sync commits after it; callbacks 
   CHECK(order == std::vector<std::string>{"on-disk", "on-disk", "s-done"});
 }
 
-TEST_CASE("synced aside: a failed sync fails the groups it covered; the next groups are stored", "[store]") {
+TEST_CASE("synced aside: a failed sync fails its groups and every later one, until a restart", "[store]") {
   testing::TempDir tmp;
   const std::string dir = tmp.file("data");
-  HeldSync sync;
+  HeldSync sync(dir);
   sync.fail_next = 1;
   int on_disk = 0;
   store::WriterOptions options;
@@ -503,20 +511,82 @@ TEST_CASE("synced aside: a failed sync fails the groups it covered; the next gro
   REQUIRE_FALSE(r);
   CHECK(r.error().code == core::ErrorCode::store_unavailable);
   CHECK_THAT(r.error().message, Catch::Contains("could not be synced"));
+  CHECK_THAT(r.error().message, Catch::Contains("until iraewatch restarts"));
   CHECK(on_disk == 0);  // nothing is announced for a group not known to be on disk
 
-  // Committed all the same: sent again, it is a duplicate.
-  std::vector<store::WriteItem> again{observation("f1")};
-  auto dup = writer.write(again);
-  REQUIRE(dup);
-  CHECK((*dup)[0].kind == store::WriteOutcome::Kind::duplicate);
-  std::vector<store::WriteItem> next{observation("f2")};
-  auto ok = writer.write(next);
-  REQUIRE(ok);
-  CHECK((*ok)[0].kind == store::WriteOutcome::Kind::stored);
-  CHECK(on_disk == 2);
+  // Nothing after it is trusted to reach the disk: later submissions fail, and are not written.
+  Completion later;
+  TaskCompletion task;
+  bool task_ran = false;
+  writer.submit({observation("f2")}, later.done());
+  writer.submit_task(
+      [&task_ran](store::Store&) -> core::Result<void> {
+        task_ran = true;
+        return {};
+      },
+      task.done());
+  auto l = later.get();
+  REQUIRE_FALSE(l);
+  CHECK_THAT(l.error().message, Catch::Contains("until iraewatch restarts"));
+  REQUIRE_FALSE(task.get());
+  CHECK_FALSE(task_ran);
+  CHECK(sync.calls == 1);  // no further fdatasync is trusted, or tried
   writer.stop();
-  CHECK(observation_count(dir) == 2);
+  CHECK(on_disk == 0);
+  CHECK(observation_count(dir) == 1);  // f1 was committed before its sync failed; f2 never was
+}
+
+TEST_CASE("synced aside: a group committed while a sync runs waits for the next sync", "[store]") {
+  testing::TempDir tmp;
+  const std::string dir = tmp.file("data");
+  HeldSync sync(dir);
+  store::WriterOptions options;
+  options.sync_aside = true;
+  options.sync_wal = sync.fn();
+  options.max_batch_items = 1;  // A cannot wait for B in one transaction: it commits during sync 1
+  store::Writer writer(open_store(dir), options);
+  REQUIRE(writer.syncs_aside());
+  Completion first, a, b;
+  writer.submit({observation("w0")}, first.done());
+  REQUIRE(sync.wait_calls(1));  // w0 committed; sync 1 held
+  writer.submit({observation("wa")}, a.done());
+  writer.submit({observation("wb")}, b.done());
+  CHECK(wait_for_count(dir, 2) == 2);  // w0 and A committed, A during sync 1
+
+  sync.release();  // sync 1 returns: it covered w0 only
+  REQUIRE(first.get());
+  REQUIRE(sync.wait_calls(2));
+  CHECK(a.future.wait_for(std::chrono::milliseconds(200)) == std::future_status::timeout);
+  sync.release();
+  REQUIRE(a.get());
+  sync.release_all();
+  REQUIRE(b.get());
+  CHECK(observation_count(dir) == 3);
+}
+
+TEST_CASE("synced aside: stop() commits the open transaction and waits for its sync", "[store]") {
+  testing::TempDir tmp;
+  const std::string dir = tmp.file("data");
+  HeldSync sync(dir);
+  store::WriterOptions options;
+  options.sync_aside = true;
+  options.sync_wal = sync.fn();
+  store::Writer writer(open_store(dir), options);
+  Completion first, open;
+  writer.submit({observation("t0")}, first.done());
+  REQUIRE(sync.wait_calls(1));
+  writer.submit({observation("t1")}, open.done());  // joins the open transaction: sync 1 is held
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  CHECK(observation_count(dir) == 1);
+
+  auto stopped = std::async(std::launch::async, [&writer] { writer.stop(); });
+  CHECK(wait_for_count(dir, 2) == 2);  // stopping commits t1 without waiting for sync 1
+  CHECK(stopped.wait_for(std::chrono::milliseconds(200)) == std::future_status::timeout);  // syncs held
+  sync.release_all();
+  REQUIRE(stopped.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  REQUIRE(first.get());
+  REQUIRE(open.get());
+  CHECK(sync.calls == 2);
 }
 
 TEST_CASE("sync_aside needs a store that syncs its commits; otherwise it is ignored", "[store]") {

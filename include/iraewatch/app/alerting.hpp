@@ -2,7 +2,8 @@
 // Committed records -> engine -> alert lifecycle -> outbox, inside the writer's transaction: the
 // alert events of a batch commit with its records, so that nothing acknowledged can lose its
 // alert. Used as the Writer's after_apply/after_group hooks by serve and ingest. Everything here
-// runs on the writer thread (hooks and tasks), except the atomics.
+// runs on the writer thread (hooks and tasks), except the atomics and what after_group returns
+// (it runs once the group is on disk, on the thread of the Writer's completions).
 
 #include <atomic>
 #include <cstdint>

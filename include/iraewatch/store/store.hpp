@@ -196,10 +196,14 @@ class Store {
   // The largest alert id and event seq in use (0 when none).
   core::Result<std::int64_t> last_alert_id();
   core::Result<std::int64_t> last_alert_seq();
-  // Outbox rows with seq > after_seq, oldest first, at most `limit`.
-  core::Result<std::vector<core::AlertNotice>> alert_events_after(std::int64_t after_seq, int limit);
-  // Only (seq, line) of the outbox rows with seq > after_seq: what subscribers are sent.
-  core::Result<std::vector<std::pair<std::int64_t, std::string>>> alert_lines_after(std::int64_t after_seq, int limit);
+  // Outbox rows with after_seq < seq <= up_to_seq, oldest first, at most `limit`. Readers beside a
+  // Writer that syncs aside pass the seq announced as on disk: a later row is committed, but may
+  // not survive a power loss yet.
+  core::Result<std::vector<core::AlertNotice>> alert_events_after(std::int64_t after_seq, int limit,
+                                                                  std::int64_t up_to_seq = INT64_MAX);
+  // Only (seq, line) of those rows: what subscribers are sent.
+  core::Result<std::vector<std::pair<std::int64_t, std::string>>> alert_lines_after(std::int64_t after_seq, int limit,
+                                                                                    std::int64_t up_to_seq = INT64_MAX);
   // Every alert event of one patient, oldest first.
   core::Result<std::vector<core::AlertNotice>> alert_events_of_patient(const std::string& patient);
   core::Result<std::int64_t> output_position(const std::string& name);

@@ -16,7 +16,8 @@
 //   fsync of one group overlaps the work of the next, so when the machine slows down the writer
 //   keeps up with the load for longer. Nothing else changes: SQLite
 //   still syncs the WAL before each checkpoint and the WAL's header when the WAL starts over, and
-//   nothing is acknowledged before the fdatasync that covers it has returned.
+//   nothing is acknowledged before the fdatasync that covers it has returned. A failed fdatasync
+//   fails the groups it covered and every group after it, until a restart (see writer.cpp).
 
 #include <condition_variable>
 #include <cstddef>
@@ -24,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -99,6 +101,7 @@ class Writer {
     std::vector<std::vector<WriteOutcome>> outcomes;
     core::Result<void> status;                // the transaction's
     std::move_only_function<void()> on_disk;  // from after_group
+    bool began = true;                        // false: collected after a failed sync, never begun
   };
   void run();
   void run_sync();
@@ -121,6 +124,7 @@ class Writer {
   std::vector<Committed> unsynced_;  // committed, not yet covered by an fdatasync
   bool syncing_ = false;             // the sync thread is in an fdatasync
   bool sync_stopping_ = false;
+  std::optional<core::Error> failure_;  // a failed fdatasync: every later group fails too
   std::thread sync_thread_;
   std::thread thread_;
 };
