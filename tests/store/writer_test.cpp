@@ -409,6 +409,13 @@ struct HeldSync {
       return {};
     };
   }
+  // Writer options that sync aside through this.
+  store::WriterOptions options() {
+    store::WriterOptions o;
+    o.sync_aside = true;
+    o.sync_wal = fn();
+    return o;
+  }
   bool wait_calls(int n) {
     std::unique_lock lock(mutex);
     return changed.wait_for(lock, std::chrono::seconds(30), [&] { return calls >= n; });
@@ -442,9 +449,7 @@ TEST_CASE("synced aside: what arrives during a sync commits after it; callbacks 
   const std::string dir = tmp.file("data");
   HeldSync sync(dir);
   std::vector<std::string> order;  // the callbacks' thread only, until they are in
-  store::WriterOptions options;
-  options.sync_aside = true;
-  options.sync_wal = sync.fn();
+  store::WriterOptions options = sync.options();
   options.after_group = [&](store::Store&, bool committed) -> std::move_only_function<void()> {
     if (!committed) return {};
     return [&order] { order.push_back("on-disk"); };
@@ -495,9 +500,7 @@ TEST_CASE("synced aside: a failed sync fails its groups and every later one, unt
   HeldSync sync(dir);
   sync.fail_next = 1;
   int on_disk = 0;
-  store::WriterOptions options;
-  options.sync_aside = true;
-  options.sync_wal = sync.fn();
+  store::WriterOptions options = sync.options();
   options.after_group = [&](store::Store&, bool) -> std::move_only_function<void()> {
     return [&on_disk] { ++on_disk; };
   };
@@ -540,9 +543,7 @@ TEST_CASE("synced aside: a group committed while a sync runs waits for the next 
   testing::TempDir tmp;
   const std::string dir = tmp.file("data");
   HeldSync sync(dir);
-  store::WriterOptions options;
-  options.sync_aside = true;
-  options.sync_wal = sync.fn();
+  store::WriterOptions options = sync.options();
   options.max_batch_items = 1;  // A cannot wait for B in one transaction: it commits during sync 1
   store::Writer writer(open_store(dir), options);
   REQUIRE(writer.syncs_aside());
@@ -568,9 +569,7 @@ TEST_CASE("synced aside: stop() commits the open transaction and waits for its s
   testing::TempDir tmp;
   const std::string dir = tmp.file("data");
   HeldSync sync(dir);
-  store::WriterOptions options;
-  options.sync_aside = true;
-  options.sync_wal = sync.fn();
+  store::WriterOptions options = sync.options();
   store::Writer writer(open_store(dir), options);
   Completion first, open;
   writer.submit({observation("t0")}, first.done());

@@ -14,10 +14,10 @@
 //   those groups' callbacks. While a sync runs, what arrives is applied to one open transaction,
 //   committed as soon as the sync returns: one commit per sync, whatever the sync's length. The
 //   fsync of one group overlaps the work of the next, so when the machine slows down the writer
-//   keeps up with the load for longer. Nothing else changes: SQLite
-//   still syncs the WAL before each checkpoint and the WAL's header when the WAL starts over, and
-//   nothing is acknowledged before the fdatasync that covers it has returned. A failed fdatasync
-//   fails the groups it covered and every group after it, until a restart (see writer.cpp).
+//   keeps up with the load for longer. Nothing else changes: SQLite still syncs the WAL before
+//   each checkpoint and the WAL's header when the WAL starts over, and nothing is acknowledged
+//   before the fdatasync that covers it has returned. A failed fdatasync fails the groups it
+//   covered and every group after it, until a restart (see writer.cpp).
 
 #include <condition_variable>
 #include <cstddef>
