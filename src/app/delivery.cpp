@@ -1,5 +1,7 @@
 #include "iraewatch/app/delivery.hpp"
 
+#include <pthread.h>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -51,7 +53,10 @@ Delivery::~Delivery() {
 }
 
 void Delivery::start() {
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "iw-delivery");  // as top -H and perf show it
+    run();
+  });
 }
 
 void Delivery::notify(std::int64_t head) {

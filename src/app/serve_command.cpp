@@ -1,6 +1,7 @@
 // `iraewatch serve`: the daemon. Steps: load rules, open the store, start the writer, start the
 // listeners, run until SIGINT/SIGTERM, then stop accepting, drain, commit and exit.
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -344,7 +345,10 @@ int run_serve(const Config& config_in, const ServeOptions& options) {
 
   (*delivery)->start();
   arm_renotify();
-  std::thread side_thread([&] { side_io.run(); });
+  std::thread side_thread([&] {
+    pthread_setname_np(pthread_self(), "iw-side-io");  // as top -H and perf show it
+    side_io.run();
+  });
   io.run();
   // Ingest has stopped. Stop the side thread's work, commit what is queued, deliver what is committed.
   boost::asio::post(side_io, [&] {

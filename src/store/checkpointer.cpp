@@ -1,5 +1,7 @@
 #include "iraewatch/store/checkpointer.hpp"
 
+#include <pthread.h>
+
 namespace iraewatch::store {
 
 Checkpointer::Checkpointer(std::unique_ptr<Store> store, std::chrono::milliseconds every, std::shared_ptr<WalGauge> wal,
@@ -9,7 +11,10 @@ Checkpointer::Checkpointer(std::unique_ptr<Store> store, std::chrono::millisecon
       wal_(std::move(wal)),
       min_frames_(min_frames),
       max_wait_(max_wait),
-      thread_([this] { run(); }) {}
+      thread_([this] {
+        pthread_setname_np(pthread_self(), "iw-checkpoint");  // as top -H and perf show it
+        run();
+      }) {}
 
 Checkpointer::~Checkpointer() {
   {

@@ -1,6 +1,7 @@
 #include "iraewatch/store/writer.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -43,9 +44,15 @@ Writer::Writer(std::unique_ptr<Store> store, WriterOptions options)
   }
   if (wal_fd_ >= 0) {
     if (!options_.sync_wal) options_.sync_wal = fdatasync_wal;
-    sync_thread_ = std::thread([this] { run_sync(); });
+    sync_thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "iw-sync");  // as top -H and perf show it
+      run_sync();
+    });
   }
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "iw-writer");
+    run();
+  });
 }
 
 Writer::~Writer() {

@@ -4,11 +4,16 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <string>
 #include <thread>
 
 #include "iraewatch/store/writer.hpp"
@@ -74,6 +79,38 @@ TEST_CASE("the writer commits concurrent submissions and completes them in order
 
   auto check = store::Store::open(tmp.file("data"));
   CHECK((*check)->summary()->observations == kThreads * kPerThread * 2);
+}
+
+TEST_CASE("the writer's threads carry names an operator can find in top -H", "[store]") {
+  const auto thread_names = [] {
+    std::set<std::string> names;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream comm(task.path() / "comm");
+      std::string name;
+      if (std::getline(comm, name)) names.insert(name);
+    }
+    return names;
+  };
+  testing::TempDir tmp;
+  auto s = store::Store::open(tmp.file("data"));
+  REQUIRE(s);
+  store::WriterOptions options;
+  options.sync_aside = true;
+  {
+    store::Writer writer(std::move(*s), options);
+    REQUIRE(writer.syncs_aside());
+    // The names are set by the threads themselves, first thing: wait for them, boundedly.
+    std::set<std::string> names;
+    for (int i = 0; i < 200 && !(names.contains("iw-writer") && names.contains("iw-sync")); ++i) {
+      names = thread_names();
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(names.contains("iw-writer"));
+    CHECK(names.contains("iw-sync"));
+  }
+  const auto after = thread_names();
+  CHECK_FALSE(after.contains("iw-writer"));  // joined on destruction
+  CHECK_FALSE(after.contains("iw-sync"));
 }
 
 TEST_CASE("stop() commits what is queued and later submissions fail clearly", "[store]") {
