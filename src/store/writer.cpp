@@ -59,11 +59,15 @@ Writer::~Writer() {
   stop();
 }
 
+// The condition variables are notified after unlocking: a thread woken while the mutex is still
+// held would only wake to wait for it.
+
 void Writer::submit(std::vector<WriteItem> items, Done done) {
   {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     if (!stopping_) {
       queue_.push_back(Submission{std::move(items), std::move(done), {}, {}});
+      lock.unlock();
       wake_.notify_one();
       return;
     }
@@ -73,9 +77,10 @@ void Writer::submit(std::vector<WriteItem> items, Done done) {
 
 void Writer::submit_task(Task task, TaskDone done) {
   {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     if (!stopping_) {
       queue_.push_back(Submission{{}, {}, std::move(task), std::move(done)});
+      lock.unlock();
       wake_.notify_one();
       return;
     }
@@ -144,6 +149,7 @@ void Writer::run() {
       }
       // Kept open only while the sync is busy and more could join; never when stopping or full.
       commit_now = !sync_busy_locked() || stopping_ || !queue_.empty();
+      open_waiting_ = !commit_now;  // the sync thread wakes this thread only then
       failed = failure_;
     }
     if (!taken.empty()) {
@@ -161,8 +167,10 @@ void Writer::run() {
     is_open = false;
     items = 0;
     if (wal_fd_ >= 0) {
-      std::lock_guard lock(mutex_);
-      unsynced_.push_back(std::move(committed));
+      {
+        std::lock_guard lock(mutex_);
+        unsynced_.push_back(std::move(committed));
+      }
       sync_wake_.notify_one();
     } else {
       complete(committed, {});  // the commit synced itself
@@ -194,12 +202,14 @@ void Writer::run_sync() {
       synced = options_.sync_wal(wal_fd_);
       if (!synced) synced = std::unexpected(sync_failure(synced.error()));
     }
+    bool writer_waits = false;
     {
       std::lock_guard lock(mutex_);
       syncing_ = false;  // the writer may commit its open transaction while these complete
       if (!synced && !failure_) failure_ = synced.error();
+      writer_waits = open_waiting_;
     }
-    wake_.notify_one();
+    if (writer_waits) wake_.notify_one();  // otherwise it is busy, or waits for submissions
     for (auto& committed : batch) complete(committed, synced);
     batch.clear();
   }

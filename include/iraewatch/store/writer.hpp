@@ -123,6 +123,7 @@ class Writer {
   std::condition_variable sync_wake_;
   std::vector<Committed> unsynced_;  // committed, not yet covered by an fdatasync
   bool syncing_ = false;             // the sync thread is in an fdatasync
+  bool open_waiting_ = false;        // the writer holds a transaction open until the sync is idle
   bool sync_stopping_ = false;
   std::optional<core::Error> failure_;  // a failed fdatasync: every later group fails too
   std::thread sync_thread_;
