@@ -62,30 +62,24 @@ Writer::~Writer() {
 // The condition variables are notified after unlocking: a thread woken while the mutex is still
 // held would only wake to wait for it.
 
+bool Writer::enqueue(Submission& submission) {
+  std::unique_lock lock(mutex_);
+  if (stopping_) return false;  // `submission` is left as it was
+  queue_.push_back(std::move(submission));
+  lock.unlock();
+  wake_.notify_one();
+  return true;
+}
+
 void Writer::submit(std::vector<WriteItem> items, Done done) {
-  {
-    std::unique_lock lock(mutex_);
-    if (!stopping_) {
-      queue_.push_back(Submission{std::move(items), std::move(done), {}, {}});
-      lock.unlock();
-      wake_.notify_one();
-      return;
-    }
-  }
-  done(core::fail(core::ErrorCode::store_unavailable, "the store is shutting down"), std::move(items));
+  Submission s{std::move(items), std::move(done), {}, {}};
+  if (!enqueue(s))
+    s.done(core::fail(core::ErrorCode::store_unavailable, "the store is shutting down"), std::move(s.items));
 }
 
 void Writer::submit_task(Task task, TaskDone done) {
-  {
-    std::unique_lock lock(mutex_);
-    if (!stopping_) {
-      queue_.push_back(Submission{{}, {}, std::move(task), std::move(done)});
-      lock.unlock();
-      wake_.notify_one();
-      return;
-    }
-  }
-  done(core::fail(core::ErrorCode::store_unavailable, "the store is shutting down"));
+  Submission s{{}, {}, std::move(task), std::move(done)};
+  if (!enqueue(s)) s.task_done(core::fail(core::ErrorCode::store_unavailable, "the store is shutting down"));
 }
 
 core::Result<void> Writer::run_task(Task task) {

@@ -103,6 +103,7 @@ class Writer {
     std::move_only_function<void()> on_disk;  // from after_group
     bool began = true;                        // false: collected after a failed sync, never begun
   };
+  bool enqueue(Submission& submission);  // false when stopping; then `submission` is untouched
   void run();
   void run_sync();
   bool sync_busy_locked() const;  // with mutex_ held
